@@ -1,0 +1,295 @@
+"""The accessor contract: ftrack's Accessor plus what the transfer engine needs.
+
+Every accessor in this package is a full :class:`ftrack_api.accessor.base.Accessor`,
+so stock ftrack code (``Location.add_component``, ``get_filesystem_path``) works with it.
+On top of that small mandatory surface, an accessor may offer *capabilities*, mixin
+classes the engine discovers at run time with :func:`supports` (the rclone model: a
+small mandatory interface plus optional features, with a fallback when one is absent):
+
+==================  ==============================================================
+capability          what the engine does with it
+==================  ==============================================================
+:class:`RangedRead`     reads a file as independent byte ranges, several at once
+:class:`ChunkedWrite`   writes ranges at offsets into a temporary name, verifies,
+                        then commits atomically under the final name (or aborts)
+:class:`ServerSideCopy` copies inside one storage without the bytes passing through
+                        this process
+:class:`Checksum`       asks the storage for a content hash without reading the data
+==================  ==============================================================
+
+Every accessor also implements :meth:`TransferAccessor.stat` and declares its options
+as data (:class:`Option`) so the sites config can validate them before anything
+touches storage.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import ftrack_api.accessor.base
+
+from .errors import (  # noqa: F401 - re-exported: the contract names its errors
+    AccessorConfigurationError,
+    TransientAccessorError,
+    VerificationError,
+)
+
+#: Verification levels, weakest first. ``size`` always runs; ``checksum`` compares
+#: content hashes where the destination can produce them without a full read-back
+#: (local disk, S3 part checksums); ``full`` reads the written data back.
+VerifyLevel = Literal["size", "checksum", "full"]
+VERIFY_LEVELS: tuple[VerifyLevel, ...] = ("size", "checksum", "full")
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    """Size and modification time of a file resource."""
+
+    size: int
+    mtime: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkRules:
+    """Constraints of a backend's chunked writes (S3: parts of 5 MiB or more, 10,000 at most)."""
+
+    min_chunk_size: int = 1
+    max_chunks: int | None = None
+
+    def chunk_size_for(self, size: int, preferred: int) -> int:
+        """Return the chunk size to use for a file of *size* bytes."""
+        chunk = max(preferred, self.min_chunk_size)
+        if self.max_chunks and size > chunk * self.max_chunks:
+            chunk = -(-size // self.max_chunks)
+        return chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenChunk:
+    """One chunk as written: where it sits, its SHA-256, and the backend's receipt
+    (an S3 part ETag, ``None`` where the backend needs nothing to commit)."""
+
+    offset: int
+    length: int
+    sha256: bytes
+    receipt: str | None = None
+
+
+def chunk_digest(data: bytes | memoryview) -> bytes:
+    """SHA-256 of one chunk, the unit in which content is verified end to end."""
+    return hashlib.sha256(data).digest()
+
+
+def composite_digest(chunk_digests: Sequence[bytes]) -> str:
+    """Content hash of a whole file as a hash of its chunk hashes.
+
+    Chunks are read and written in parallel and out of order, so a running hash over
+    the file is not possible; a hash over the ordered chunk hashes is, and it also
+    tells which chunk differs when verification fails. The form is the same as S3's
+    composite checksums: ``sha256(d1 + d2 + ...)`` suffixed with ``-<chunk count>``.
+    """
+    return f"{hashlib.sha256(b''.join(chunk_digests)).hexdigest()}-{len(chunk_digests)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One configuration field of an accessor, declared as data.
+
+    ``kind`` is one of ``str``, ``int``, ``bool``, ``size`` (``"8MiB"`` or an int of
+    bytes), ``duration`` (``"30s"``, ``"5m"``), ``path`` (a local file path, relative
+    to the config file), ``roots`` (a per-OS table of roots, see the disk accessor),
+    ``list`` (a list of strings).
+    """
+
+    name: str
+    kind: str = "str"
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    #: ``True`` for a path the config must be able to read (key files, known_hosts).
+    must_exist: bool = False
+
+
+class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
+    """Mandatory interface of every accessor in this package.
+
+    Subclasses implement every abstract method of ftrack's Accessor and :meth:`stat`,
+    declare ``name`` (the key used in the sites config) and ``options``, and keep
+    connections lazy: constructing an accessor never touches the network, so starting
+    an ftrack session stays fast when a site is down.
+    """
+
+    #: Key in the sites config (``accessor = "sftp"``) and in the registry.
+    name: ClassVar[str]
+    #: Configuration fields, validated by the sites config before construction.
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    @abc.abstractmethod
+    def stat(self, resource_identifier: str) -> Stat:
+        """Return the :class:`Stat` of a file; ``AccessorResourceNotFoundError`` if absent."""
+
+    @abc.abstractmethod
+    def storage_key(self) -> str:
+        """Identify the storage this accessor reaches, without secrets.
+
+        Two accessors with the same key reach the same bytes under the same identifiers'
+        namespace root mapping, so :class:`ServerSideCopy` between them is possible.
+        Examples: ``disk:<hostname>``, ``sftp:user@host:22``, ``s3:http://127.0.0.1:9000``.
+        """
+
+    def describe(self) -> str:
+        """A short, secret-free description for logs, tables and error messages."""
+        return self.storage_key()
+
+    def check(self) -> None:
+        """Connect and verify the storage is usable; raise with the reason otherwise.
+
+        Used by ``ftrack-transfer locations --check``; the default does a ``list`` of
+        the root.
+        """
+        self.list("")
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most accessors hold nothing
+        """Release connections and pools. Safe to call more than once."""
+
+    @classmethod
+    def from_options(cls, values: Mapping[str, Any]) -> TransferAccessor:
+        """Build the accessor from validated option values (see :class:`Option`)."""
+        return cls(**values)
+
+
+class RangedRead(abc.ABC):
+    """Capability: read independent byte ranges of a file."""
+
+    @abc.abstractmethod
+    def read_range(self, resource_identifier: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset`` (fewer only at the end of the file)."""
+
+
+class ChunkedWrite(abc.ABC):
+    """Capability: parallel chunk writes into a temporary name, then an atomic commit.
+
+    The engine calls :meth:`begin_write` once per file and keeps the returned token in
+    its journal, so a restarted process can continue writing chunks with the same token
+    after a crash. Nothing appears under the final name before :meth:`commit_write`
+    has verified the data; :meth:`abort_write` removes what was written.
+    """
+
+    #: Backend constraints on chunk sizes and counts.
+    chunk_rules: ClassVar[ChunkRules] = ChunkRules()
+
+    @abc.abstractmethod
+    def begin_write(self, resource_identifier: str, size: int) -> str:
+        """Prepare a write of *size* bytes; create parent containers; return a token.
+
+        The token is a short string (a temporary name, an upload id) that identifies
+        the write across processes.
+        """
+
+    @abc.abstractmethod
+    def write_chunk(
+        self,
+        resource_identifier: str,
+        token: str,
+        offset: int,
+        data: bytes | memoryview,
+        sha256: bytes,
+    ) -> str | None:
+        """Write *data* at *offset*; return a receipt to pass back to :meth:`commit_write`.
+
+        *sha256* is the chunk's digest computed by the engine while reading the source;
+        backends that can have the storage verify a chunk on arrival (S3 part
+        checksums) send it along and a mismatch raises.
+        """
+
+    @abc.abstractmethod
+    def commit_write(
+        self,
+        resource_identifier: str,
+        token: str,
+        size: int,
+        chunks: Sequence[WrittenChunk],
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        """Verify the written data at the requested level, then make it final atomically.
+
+        Raises :class:`VerificationError` (and leaves the final name untouched) when the
+        data does not match.
+        """
+
+    @abc.abstractmethod
+    def abort_write(self, resource_identifier: str, token: str) -> None:
+        """Discard a write: remove the temporary data. Safe if nothing was written."""
+
+    def put_small(
+        self,
+        resource_identifier: str,
+        data: bytes,
+        sha256: bytes,
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        """Write a whole small file atomically and verified, in as few requests as possible.
+
+        The default goes through begin / write / commit; backends with a cheaper path
+        (S3 ``PutObject`` with a checksum) override it.
+        """
+        token = self.begin_write(resource_identifier, len(data))
+        try:
+            receipt = self.write_chunk(resource_identifier, token, 0, data, sha256)
+            self.commit_write(
+                resource_identifier,
+                token,
+                len(data),
+                [WrittenChunk(0, len(data), sha256, receipt)],
+                verify,
+            )
+        except BaseException:
+            self.abort_write(resource_identifier, token)
+            raise
+
+
+class ServerSideCopy(abc.ABC):
+    """Capability: copy a file inside one storage without moving bytes through us."""
+
+    def can_copy_from(self, source: TransferAccessor) -> bool:
+        """Whether :meth:`copy_from` works from *source* (same storage, see ``storage_key``)."""
+        return isinstance(source, type(self)) and source.storage_key() == self.storage_key()  # type: ignore[attr-defined]
+
+    @abc.abstractmethod
+    def copy_from(
+        self,
+        source: TransferAccessor,
+        source_identifier: str,
+        resource_identifier: str,
+        size: int,
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        """Copy *source_identifier* of *source* to *resource_identifier* here.
+
+        Atomic like :meth:`ChunkedWrite.commit_write`: the final name appears only with
+        the whole, verified copy.
+        """
+
+
+class Checksum(abc.ABC):
+    """Capability: a content hash from the storage itself, without a read-back."""
+
+    @abc.abstractmethod
+    def checksum(self, resource_identifier: str) -> str | None:
+        """Return ``"<algorithm>:<value>"`` or ``None`` when the storage has none for it."""
+
+
+def supports(accessor: object, capability: type) -> bool:
+    """Whether *accessor* offers *capability* (one of the mixins above)."""
+    return isinstance(accessor, capability)
+
+
+def option_defaults(options: Sequence[Option]) -> dict[str, Any]:
+    """Default values of *options*, for accessors built without a config file."""
+    return {o.name: o.default for o in options if not o.required}
