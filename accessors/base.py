@@ -185,11 +185,13 @@ class ChunkedWrite(abc.ABC):
     chunk_rules: ClassVar[ChunkRules] = ChunkRules()
 
     @abc.abstractmethod
-    def begin_write(self, resource_identifier: str, size: int) -> str:
-        """Prepare a write of *size* bytes; create parent containers; return a token.
+    def begin_write(self, resource_identifier: str, size: int, chunk_size: int) -> str:
+        """Prepare a write of *size* bytes in chunks of *chunk_size* (the last may be
+        shorter); create parent containers; return a token.
 
         The token is a short string (a temporary name, an upload id) that identifies
-        the write across processes.
+        the write across processes; the engine journals it and may call
+        :meth:`write_chunk` with it from a restarted process.
         """
 
     @abc.abstractmethod
@@ -239,7 +241,7 @@ class ChunkedWrite(abc.ABC):
         The default goes through begin / write / commit; backends with a cheaper path
         (S3 ``PutObject`` with a checksum) override it.
         """
-        token = self.begin_write(resource_identifier, len(data))
+        token = self.begin_write(resource_identifier, len(data), max(len(data), 1))
         try:
             receipt = self.write_chunk(resource_identifier, token, 0, data, sha256)
             self.commit_write(
