@@ -45,8 +45,6 @@ VerifyLevel = Literal["size", "checksum", "full"]
 VERIFY_LEVELS: tuple[VerifyLevel, ...] = ("size", "checksum", "full")
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class Stat:
     """Size and modification time of a file resource."""
@@ -155,7 +153,7 @@ class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
         """
         self.list("")
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most accessors hold nothing
+    def close(self) -> None:
         """Release connections and pools. Safe to call more than once."""
 
     @classmethod
@@ -188,6 +186,10 @@ class ChunkedWrite(abc.ABC):
     def begin_write(self, resource_identifier: str, size: int, chunk_size: int) -> str:
         """Prepare a write of *size* bytes in chunks of *chunk_size* (the last may be
         shorter); create parent containers; return a token.
+
+        *size* is a hint (``0`` when it is not known in advance, as for a stream written
+        through ``open(..., "wb")``); the size that counts is the one given to
+        :meth:`commit_write`. Chunks start at multiples of *chunk_size*.
 
         The token is a short string (a temporary name, an upload id) that identifies
         the write across processes; the engine journals it and may call

@@ -1,1 +1,1 @@
-"""actions"""
+"""ftrack actions served by `ftrack-transfer serve`: accsyn Send and its siblings."""

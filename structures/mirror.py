@@ -1,0 +1,41 @@
+"""A structure that keeps the path a component has at its source.
+
+This is what accsyn's path mirroring produces: a file sent from ``hq`` to ``la`` lands
+at the same project-relative path, so each site's users find it where they expect. The
+source's resource identifier reaches the structure as ``context["source_resource_identifier"]``
+(ftrack's ``Location.add_component`` passes it, and so does the transfer engine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ftrack_api.exception
+import ftrack_api.structure.base
+
+from ..accessors.errors import UnsafeResourceIdentifierError
+from ..accessors.paths import safe_relative
+
+
+class MirrorStructure(ftrack_api.structure.base.Structure):
+    """Destination identifier = source identifier (optionally under a prefix)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__(prefix=prefix.strip("/"))
+
+    def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
+        source = (context or {}).get("source_resource_identifier")
+        if not source:
+            raise ftrack_api.exception.StructureError(
+                f'Mirror structure cannot place component "{entity["name"]}" ({entity["id"]}): '
+                "it has no path at the source location to mirror; send it from a location "
+                "where it is available."
+            )
+        try:
+            relative = safe_relative(source)
+        except UnsafeResourceIdentifierError as error:
+            raise ftrack_api.exception.StructureError(
+                f'Mirror structure cannot place component "{entity["name"]}" ({entity["id"]}): '
+                f"its source path {source!r} cannot be mirrored ({error.reason})."
+            ) from None
+        return f"{self.prefix}/{relative}" if self.prefix else relative

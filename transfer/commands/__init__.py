@@ -1,0 +1,1 @@
+"""One module per ftrack-transfer subcommand (see transfer/cli.py)."""

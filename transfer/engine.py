@@ -1,0 +1,766 @@
+"""The transfer engine: run a journalled job from plan to verified, registered files.
+
+:func:`submit` records a send request in the journal. :class:`JobRunner` runs one job:
+it plans (if not planned yet), persists the plan, then drives the legs - the direct
+backend through a worker pool, accsyn legs through their driver - while the registrar
+makes availability grow and the subscribers (ftrack Job, progress bar, logs) report.
+
+The scheduler is a single loop on the runner's thread (the s3transfer model: a thin
+coordinator, tasks on workers, futures back). Workers only do I/O; every decision and
+every journal write happens in the loop, so there is no shared mutable state between
+threads. Memory is bounded: each worker holds at most one chunk.
+
+A runner stopped by shutdown leaves the job resumable (finished chunks journalled,
+temporaries in place, lease released); a cancelled job removes its temporaries and keeps
+what arrived registered.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import ftrack_api
+
+from ..accessors.base import WrittenChunk
+from ..accessors.errors import TransientAccessorError, VerificationError
+from .bandwidth import BandwidthLimiter
+from .config import SitesConfig
+from .direct import Cancelled, Endpoints, offsets
+from .errors import SelectionError, UserError
+from .journal import ComponentRow, FileRow, Job, Journal, owner_id
+from .planner import Filters, Plan, Planner
+from .progress import RateMeter, Snapshot, Subscriber
+from .registrar import Registrar
+from .reporter import JobReporter
+from .selection import EntityRef
+from .units import format_duration, format_rate, format_size
+
+logger = logging.getLogger(__name__)
+
+#: A file whose verification fails is sent again from scratch this many times.
+VERIFY_RESTARTS = 2
+#: At most this many bytes of chunk data are held in memory by one job's workers.
+MAX_MEMORY = 128 * 1024**2
+
+
+def submit(
+    journal: Journal,
+    *,
+    source: str,
+    destinations: Sequence[str],
+    selection: Sequence[EntityRef],
+    origin: str,
+    username: str | None,
+    user_id: str | None,
+    title: str = "Transfer",
+    component_names: Sequence[str] = (),
+    additional_files: Sequence[str] = (),
+    filters: Filters | None = None,
+    require_at_source: bool = False,
+    priority: int = 500,
+    ftrack_job_id: str | None = None,
+) -> str:
+    """Record a send in the journal (status ``queued``); a runner picks it up."""
+    if not destinations:
+        raise SelectionError("no destination location; choose at least one")
+    if source in destinations:
+        raise SelectionError(
+            f"source and destination are the same location ({source}); choose another destination"
+        )
+    if len(set(destinations)) != len(destinations):
+        raise SelectionError("a destination location is listed twice")
+    request = {
+        "title": title,
+        "selection": [dataclasses.asdict(ref) for ref in selection],
+        "component_names": list(component_names),
+        "additional_files": list(additional_files),
+        "filters": dataclasses.asdict(filters) if filters else {},
+        "require_at_source": require_at_source,
+    }
+    job_id = journal.create_job(
+        source=source,
+        destinations=list(destinations),
+        request=request,
+        origin=origin,
+        username=username,
+        user_id=user_id,
+        priority=priority,
+    )
+    if ftrack_job_id:
+        journal.update_job(job_id, ftrack_job_id=ftrack_job_id)
+    return job_id
+
+
+def plan_request(session: Any, job: Job, locations: dict[str, Any]) -> Plan:
+    """Plan a journalled request with *session* and its configured *locations*."""
+    request = job.request
+    selection = [EntityRef(**ref) for ref in request["selection"]]
+    filters = request.get("filters") or {}
+    return Planner(session).plan(
+        selection,
+        locations[job.source],
+        [locations[d] for d in job.destinations],
+        component_names=request.get("component_names", ()),
+        additional_files=request.get("additional_files", ()),
+        filters=Filters(**filters) if filters else None,
+        require_at_source=request.get("require_at_source", False),
+    )
+
+
+def configured_locations(session: Any, config: SitesConfig, names: Sequence[str]) -> dict[str, Any]:
+    """The Location entities of *names*, with accessors; a clear error for unusable ones."""
+    from .configure_location import configure_locations
+
+    configured = configure_locations(session, config)
+    for name in names:
+        config.location(name)  # raises for a location missing from the sites config
+        location = configured.get(name)
+        if location is None:
+            raise SelectionError(
+                f"location {name} is not usable on this machine (outside FTRACK_TRANSFER_LOCATIONS, "
+                "or no root for this operating system in the sites config)"
+            )
+    return configured
+
+
+def _uses_accsyn(config: SitesConfig, source: str, destination: str) -> bool:
+    src, dst = config.locations[source], config.locations[destination]
+    return bool(src.accsyn_party and dst.accsyn_party) and "accsyn" in (src.backend, dst.backend)
+
+
+@dataclasses.dataclass
+class _FileState:
+    row: FileRow
+    endpoints: Endpoints
+    strategy: str = ""
+    size: int = 0
+    chunk_size: int = 0
+    token: str | None = None
+    todo: collections.deque = dataclasses.field(default_factory=collections.deque)
+    done: dict[int, WrittenChunk] = dataclasses.field(default_factory=dict)
+    inflight: int = 0
+    restarts: int = 0
+    failed: bool = False
+
+
+class JobRunner:
+    """Runs one job to its end (or until stopped) on the calling thread."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        config: SitesConfig,
+        session_factory: Callable[[], ftrack_api.Session],
+        job_id: str,
+        *,
+        subscribers: Sequence[Subscriber] = (),
+        stop: threading.Event | None = None,
+        owner: str | None = None,
+        accsyn_session_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.config = config
+        self.session_factory = session_factory
+        self.accsyn_session_factory = accsyn_session_factory
+        self.job_id = job_id
+        self.extra_subscribers = list(subscribers)
+        self.stop = stop or threading.Event()
+        self.owner = owner or owner_id()
+        self.cancelled = threading.Event()
+        self.cancelled_by: str | None = None
+        self.meter = RateMeter()
+        self.failures: list[tuple[str, str]] = []
+        self.subscribers: list[Subscriber] = []
+        self.registrar: Registrar | None = None
+        self.plan_notes: list[Any] = []
+        self.started: float | None = None
+        self._bytes_done = 0
+        self._bytes_total = 0
+        self._files_done = 0
+        self._files_failed = 0
+        self._files_total = 0
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self) -> str:
+        """Run the job; return its final journal status (``running`` when stopped early)."""
+        job = self.journal.job(self.job_id)
+        if job.is_finished:
+            return job.status
+        if not self.journal.claim(self.job_id, self.owner):
+            raise UserError(f"job {self.job_id} is being run by another process ({job.owner})")
+        session = None
+        reporter: JobReporter | None = None
+        try:
+            session = self.session_factory()
+            self.session = session
+            job = self.journal.job(self.job_id)
+            title = job.request.get("title", "Transfer")
+            if not job.ftrack_job_id:
+                ftrack_job_id = JobReporter.create_job(
+                    session, job.user_id, f"{title}: preparing", status="running"
+                )
+                self.journal.update_job(self.job_id, ftrack_job_id=ftrack_job_id)
+                job.ftrack_job_id = ftrack_job_id
+            reporter = JobReporter(
+                session, job.ftrack_job_id, title, self.config.transfer.job_update_interval
+            )
+            self.subscribers = [reporter, *self.extra_subscribers]
+            if job.cancel_requested_by:
+                return self._finish(
+                    "cancelled", f"cancelled by {job.cancel_requested_by} before it started"
+                )
+            locations = configured_locations(session, self.config, [job.source, *job.destinations])
+            if job.status in ("queued", "planning"):
+                self.journal.update_job(self.job_id, status="planning")
+                reporter.update("running", f"{title}: planning")
+                plan = plan_request(session, job, locations)
+                self._persist(job, plan)
+                if plan.empty:
+                    return self._finish(
+                        "done", f"nothing to send: {plan.summary() or 'no components selected'}"
+                    )
+                self.journal.update_job(
+                    self.job_id, status="running", started=time.time(), message=plan.summary()
+                )
+            return self._execute(self.journal.job(self.job_id), locations)
+        except UserError as error:
+            return self._finish("failed", str(error))
+        except ftrack_api.exception.Error as error:
+            logger.exception("job %s failed on an ftrack error", self.job_id)
+            return self._finish("failed", f"ftrack error: {error}")
+        except Exception as error:
+            logger.exception("job %s failed", self.job_id)
+            return self._finish("failed", f"internal error ({type(error).__name__}): {error}")
+        finally:
+            self.journal.release(self.job_id, self.owner)
+            if session is not None:
+                session.close()
+
+    # ------------------------------------------------------------------ planning
+
+    def _persist(self, job: Job, plan: Plan) -> None:
+        components: list[ComponentRow] = []
+        files: list[dict[str, Any]] = []
+        for leg in plan.legs:
+            backend = (
+                "accsyn" if _uses_accsyn(self.config, job.source, leg.destination) else "direct"
+            )
+            for component in leg.components:
+                components.append(
+                    ComponentRow(
+                        job_id=job.id,
+                        destination=leg.destination,
+                        component_id=component.component_id,
+                        container_id=component.container_id,
+                        name=component.name,
+                        label=component.label,
+                        kind=component.kind,
+                        resource_identifier=component.resource_identifier,
+                        members=component.members,
+                        registered=False,
+                    )
+                )
+            for file in leg.files:
+                files.append(
+                    {
+                        "destination": leg.destination,
+                        "component_id": file.component_id,
+                        "source_ri": file.source_ri,
+                        "dest_ri": file.dest_ri,
+                        "size": file.size,
+                        "backend": backend,
+                    }
+                )
+        self.journal.add_plan(job.id, components, files)
+        notes = [s.label + ": " + s.reason for s in plan.missing]
+        if notes:
+            logger.info("job %s: not sent: %s", job.id, "; ".join(notes[:20]))
+        self.plan_notes = plan.missing
+
+    # ------------------------------------------------------------------ execution
+
+    def _execute(self, job: Job, locations: dict[str, Any]) -> str:
+        self.job = job
+        self.registrar = Registrar(self.session, self.journal, job.id, locations, self.subscribers)
+        progress = self.journal.progress(job.id)
+        self._bytes_done = progress.bytes_done
+        self._files_done = progress.files_done
+        self._files_failed = 0
+        self._bytes_total = progress.bytes_total
+        self._files_total = progress.files_total
+        self.started = time.monotonic()
+        self.journal.reset_files(job.id, ["active"])
+        description = (
+            self.journal.job(job.id).message
+            or f"from {job.source} to {', '.join(job.destinations)}"
+        )
+        for subscriber in self.subscribers:
+            subscriber.on_job_started(self.snapshot(), description)
+
+        files = self.journal.files(job.id, ["pending"])
+        direct = [f for f in files if f.backend == "direct"]
+        accsyn = [f for f in files if f.backend == "accsyn"]
+        self.registrar.flush()  # containers whose members were all there already
+        drivers = []
+        if accsyn:
+            from .accsyn_backend import AccsynDriver
+
+            drivers.append(AccsynDriver(self, job, locations, accsyn))
+        self._run_direct(job, locations, direct, drivers)
+        return self._conclude(job)
+
+    def _endpoints(self, job: Job, locations: dict[str, Any], destination: str) -> Endpoints:
+        settings = self.config.settings_for(job.source, destination)
+        return Endpoints(
+            source=locations[job.source].accessor,
+            destination=locations[destination].accessor,
+            settings=settings,
+            limiter=self.limiter,
+            cancelled=self.interrupt,
+            memory=self.memory,
+        )
+
+    def _run_direct(
+        self, job: Job, locations: dict[str, Any], files: list[FileRow], drivers: list[Any]
+    ) -> None:
+        settings = self.config.settings_for(job.source, job.destinations[0])
+        self.limiter = BandwidthLimiter(settings.bandwidth)
+        self.interrupt = threading.Event()  # cancel or shutdown: stop I/O promptly
+        self.memory = threading.BoundedSemaphore(max(1, MAX_MEMORY // max(settings.chunk_size, 1)))
+        endpoints = {d: self._endpoints(job, locations, d) for d in job.destinations}
+        workers = max(2, settings.files_in_flight + settings.streams)
+        queue = collections.deque(_FileState(row, endpoints[row.destination]) for row in files)
+        active: dict[int, _FileState] = {}
+        futures: dict[Future, tuple[str, _FileState, Any]] = {}
+        last_check = 0.0
+        for driver in drivers:
+            driver.start()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"job-{job.id}") as pool:
+
+            def submit_task(
+                kind: str, state: _FileState, fn: Callable[..., Any], *args: Any
+            ) -> None:
+                futures[pool.submit(fn, *args)] = (kind, state, args)
+
+            def start(state: _FileState) -> None:
+                active[state.row.id] = state
+                row = state.row
+                ep = state.endpoints
+                state.strategy = "chunked" if row.token else ep.strategy(row.size)
+                if state.strategy == "small":
+                    submit_task("small", state, self._small, state)
+                elif state.strategy == "server-copy":
+                    submit_task("done", state, ep.server_copy, row.source_ri, row.dest_ri, row.size)
+                elif state.strategy == "stream":
+                    submit_task(
+                        "done",
+                        state,
+                        ep.stream,
+                        row.source_ri,
+                        row.dest_ri,
+                        row.size,
+                        self._on_stream_bytes,
+                    )
+                else:
+                    submit_task("prepared", state, self._prepare_chunked, state)
+
+            def feed(state: _FileState) -> None:
+                streams = state.endpoints.settings.streams
+                while state.todo and state.inflight < streams and not state.failed:
+                    offset, length = state.todo.popleft()
+                    state.inflight += 1
+                    submit_task("chunk", state, state.endpoints.chunk, state.row.source_ri, state.row.dest_ri,
+                                state.token, offset, length)  # fmt: skip
+                if not state.todo and state.inflight == 0 and not state.failed:
+                    chunks = [state.done[o] for o in sorted(state.done)]
+                    submit_task("committed", state, state.endpoints.commit, state.row.dest_ri, state.token,
+                                state.size, chunks)  # fmt: skip
+
+            while (
+                queue or active or any(d.pending() for d in drivers)
+            ) and not self.interrupt.is_set():
+                while queue and len(active) < settings.files_in_flight:
+                    start(queue.popleft())
+                if futures:
+                    finished, _ = wait(list(futures), timeout=0.25, return_when=FIRST_COMPLETED)
+                else:
+                    finished = set()
+                    self.stop.wait(0.25)
+                for future in finished:
+                    kind, state, _args = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except Cancelled:
+                        continue
+                    except VerificationError as error:
+                        self._verification_failed(state, error, queue, active)
+                        continue
+                    except Exception as error:
+                        if kind == "chunk":
+                            state.inflight -= 1
+                        self._file_failed(state, error, active)
+                        continue
+                    if kind == "small":
+                        if result is None:  # bigger than planned: send it in chunks
+                            state.strategy = "chunked"
+                            submit_task("prepared", state, self._prepare_chunked, state)
+                        else:
+                            self._file_done(state, result, active, state.size)
+                    elif kind == "prepared":
+                        self._prepared(state, result)
+                        feed(state)
+                    elif kind == "chunk":
+                        state.inflight -= 1
+                        if state.failed:
+                            continue
+                        chunk: WrittenChunk = result
+                        state.done[chunk.offset] = chunk
+                        self.journal.record_chunk(
+                            state.row.id, chunk.offset, chunk.length, chunk.sha256, chunk.receipt
+                        )
+                        self._add_bytes(chunk.length)
+                        feed(state)
+                    elif kind == "committed":
+                        self._file_done(state, result, active, 0)
+                    elif kind == "done":  # server-side copy or stream: counted at the end
+                        self._file_done(state, None, active, state.row.size)
+                for driver in drivers:
+                    driver.poll()
+                now = time.monotonic()
+                if now - last_check >= 1.0:
+                    last_check = now
+                    self._housekeeping()
+            # Stopping: let running tasks end (they are bounded by one chunk each) and
+            # journal what completed, so a resume re-sends as little as possible.
+            self.interrupt.set()
+            for future in list(futures):
+                kind, state, _ = futures.pop(future)
+                try:
+                    result = future.result()
+                except Exception:  # noqa: S112 - stopping; the file resumes later
+                    continue
+                if kind == "chunk" and not state.failed:
+                    self.journal.record_chunk(
+                        state.row.id, result.offset, result.length, result.sha256, result.receipt
+                    )
+            if self.cancelled.is_set():
+                for state in active.values():
+                    if state.token:
+                        state.endpoints.abort(state.row.dest_ri, state.token)
+                        self.journal.clear_chunks(state.row.id)
+                for driver in drivers:
+                    driver.cancel()
+
+    # ------------------------------------------------------------------ worker tasks
+
+    def _small(self, state: _FileState) -> str | None:
+        ep = state.endpoints
+        data = ep.read_small(state.row.source_ri, state.row.size)
+        if data is None:
+            return None
+        digest = ep.put_small(state.row.dest_ri, data)
+        state.size = len(data)
+        self.meter.add(len(data))
+        return digest
+
+    def _prepare_chunked(self, state: _FileState) -> tuple[int, float | None, str, int]:
+        ep = state.endpoints
+        row = state.row
+        stat = ep.stat_source(row.source_ri)
+        if row.token and (
+            stat.size != row.size
+            or (row.source_mtime and stat.mtime and stat.mtime != row.source_mtime)
+        ):
+            # The source changed since the interrupted attempt: its chunks are stale.
+            ep.abort(row.dest_ri, row.token)
+            self.journal.clear_chunks(row.id)
+            row.token = None
+        if row.token and row.chunk_size:
+            return stat.size, stat.mtime, row.token, row.chunk_size
+        chunk_size = ep.chunk_size(stat.size)
+        return stat.size, stat.mtime, ep.begin(row.dest_ri, stat.size, chunk_size), chunk_size
+
+    # ------------------------------------------------------------------ loop helpers
+
+    def _prepared(self, state: _FileState, result: tuple[int, float | None, str, int]) -> None:
+        size, mtime, token, chunk_size = result
+        row = state.row
+        if size != row.size:
+            self._bytes_total += size - row.size
+        state.size, state.token, state.chunk_size = size, token, chunk_size
+        self.journal.update_file(
+            row.id,
+            size=size,
+            source_mtime=mtime,
+            token=token,
+            chunk_size=chunk_size,
+            status="active",
+        )
+        row.size, row.token, row.chunk_size, row.source_mtime = size, token, chunk_size, mtime
+        state.done = {
+            offset: WrittenChunk(offset, length, digest, receipt)
+            for offset, length, digest, receipt in self.journal.chunks(row.id)
+        }
+        state.todo = collections.deque(
+            (o, n) for o, n in offsets(size, chunk_size) if o not in state.done
+        )
+
+    def _add_bytes(self, nbytes: int) -> None:
+        self._bytes_done += nbytes
+        self.meter.add(nbytes)
+        self._emit()
+
+    def _on_stream_bytes(self, nbytes: int) -> None:
+        # Called from a worker: only the thread-safe meter; totals follow at file end.
+        self.meter.add(nbytes)
+
+    def _file_done(
+        self, state: _FileState, digest: str | None, active: dict[int, _FileState], nbytes: int
+    ) -> None:
+        """A file landed and verified; *nbytes* are its bytes not yet counted per chunk."""
+        row = state.row
+        active.pop(row.id, None)
+        self._bytes_done += nbytes
+        if state.strategy == "server-copy":
+            self.meter.add(nbytes)
+        self.journal.update_file(
+            row.id, status="done", digest=digest, bytes_sent=row.size, error=None
+        )
+        self._files_done += 1
+        self.registrar.landed(row.destination, row.component_id)
+        if self.registrar.due():
+            self.registrar.flush()
+        self._emit()
+
+    def _file_failed(
+        self, state: _FileState, error: Exception, active: dict[int, _FileState]
+    ) -> None:
+        if state.failed:
+            return
+        state.failed = True
+        row = state.row
+        active.pop(row.id, None)
+        reason = str(error) or type(error).__name__
+        if state.token and not isinstance(error, TransientAccessorError):
+            # A permanent failure will not be resumed: remove the temporary now. A
+            # transient one keeps its chunks so `ftrack-transfer retry` continues it.
+            state.endpoints.abort(row.dest_ri, state.token)
+            self.journal.clear_chunks(row.id)
+        label = self._label(row)
+        message = f"{label} to {row.destination}: {reason}"
+        self.failures.append((label, message))
+        self.journal.update_file(row.id, status="failed", error=reason, attempts=row.attempts + 1)
+        self._files_failed += 1
+        for subscriber in self.subscribers:
+            subscriber.on_file_failed(self.job_id, f"{label} to {row.destination}", reason)
+        self._emit()
+
+    def _verification_failed(
+        self,
+        state: _FileState,
+        error: VerificationError,
+        queue: collections.deque,
+        active: dict[int, _FileState],
+    ) -> None:
+        row = state.row
+        if state.token:
+            state.endpoints.abort(row.dest_ri, state.token)
+        self.journal.clear_chunks(row.id)
+        if state.restarts >= VERIFY_RESTARTS:
+            state.token = None
+            self._file_failed(state, error, active)
+            return
+        logger.warning(
+            "job %s: %s failed verification, sending it again: %s", self.job_id, row.dest_ri, error
+        )
+        active.pop(row.id, None)
+        self._bytes_done -= sum(c.length for c in state.done.values())
+        row.token, row.chunk_size = None, None
+        queue.appendleft(_FileState(row, state.endpoints, restarts=state.restarts + 1))
+
+    def _label(self, row: FileRow) -> str:
+        if row.component_id:
+            component = self.registrar._rows.get((row.destination, row.component_id))
+            if component:
+                return component.label
+        return row.source_ri
+
+    def _housekeeping(self) -> None:
+        self.journal.heartbeat(self.job_id, self.owner)
+        job = self.journal.job(self.job_id)
+        if job.cancel_requested_by and not self.cancelled.is_set():
+            self.cancelled_by = job.cancel_requested_by
+            self.cancelled.set()
+            self.interrupt.set()
+        if self.stop.is_set():
+            self.interrupt.set()
+        if self.registrar.due():
+            self.registrar.flush()
+
+    def snapshot(self) -> Snapshot:
+        rate = self.meter.rate()
+        remaining = max(0, self._bytes_total - self._bytes_done)
+        registrar = self.registrar
+        return Snapshot(
+            job_id=self.job_id,
+            files_total=self._files_total,
+            files_done=self._files_done,
+            files_failed=self._files_failed,
+            bytes_total=self._bytes_total,
+            bytes_done=self._bytes_done,
+            components_total=registrar.total if registrar else 0,
+            components_available=registrar.already_registered() if registrar else 0,
+            rate=rate,
+            eta=(remaining / rate) if rate > 0 else None,
+        )
+
+    def _emit(self) -> None:
+        snapshot = self.snapshot()
+        for subscriber in self.subscribers:
+            subscriber.on_progress(snapshot)
+
+    # ------------------------------------------------------------------ the end
+
+    def _conclude(self, job: Job) -> str:
+        if self.cancelled.is_set():
+            self.registrar.flush()
+            available = self.registrar.already_registered()
+            return self._finish(
+                "cancelled",
+                f"cancelled by {self.cancelled_by}; {available} of {self.registrar.total} components "
+                f"arrived and stay available at {', '.join(job.destinations)}",
+            )
+        if self.stop.is_set():
+            self.registrar.flush()
+            snapshot = self.snapshot()
+            for subscriber in self.subscribers:
+                subscriber.on_job_finished(
+                    snapshot,
+                    "paused",
+                    f"paused at {snapshot.percent:.0f} %: the transfer service stopped; "
+                    "the send resumes where it stopped when the service restarts",
+                )
+            return "running"
+        self.registrar.flush()
+        elapsed = time.monotonic() - (self.started or time.monotonic())
+        progress = self.journal.progress(job.id)
+        notes = [f"{s.label}: {s.reason}" for s in self.plan_notes]
+        if progress.files_failed or self.registrar.unregistered():
+            failed = self.journal.files(job.id, ["failed"])
+            first = (
+                self.failures[0][1]
+                if self.failures
+                else (
+                    f"{self._label(failed[0])} to {failed[0].destination}: {failed[0].error}"
+                    if failed
+                    else ""
+                )
+            )
+            message = (
+                f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
+                f"{progress.files_done} files arrived; {progress.components_registered} of "
+                f"{progress.components_total} components are available at {', '.join(job.destinations)}"
+            )
+            return self._finish("failed", message)
+        rate = progress.bytes_total / elapsed if elapsed > 0 else 0.0
+        message = (
+            f"sent {progress.components_total} components ({progress.files_total} files, "
+            f"{format_size(progress.bytes_total)}) from {job.source} to {', '.join(job.destinations)} "
+            f"in {format_duration(elapsed)} ({format_rate(rate)})"
+        )
+        skipped = self._skipped_note(job)
+        if skipped:
+            message += f"; {skipped}"
+        if notes:
+            message += f"; not sent: {'; '.join(notes[:5])}" + (" ..." if len(notes) > 5 else "")
+        return self._finish("done", message)
+
+    def _skipped_note(self, job: Job) -> str:
+        plan_message = job.message or ""
+        return "; ".join(p for p in plan_message.split("; ") if "already at" in p)
+
+    def _finish(self, status: str, message: str) -> str:
+        self.journal.update_job(self.job_id, status=status, message=message, finished=time.time())
+        snapshot = self.snapshot()
+        for subscriber in self.subscribers:
+            subscriber.on_job_finished(snapshot, status, message)
+        if not self.subscribers:
+            self._report_without_session(status, message)
+        return status
+
+    def _report_without_session(self, status: str, message: str) -> None:
+        """A job that failed before its session existed still ends its ftrack Job."""
+        job = self.journal.job(self.job_id)
+        if not job.ftrack_job_id:
+            return
+        try:
+            session = self.session_factory()
+        except Exception:
+            logger.warning(
+                "job %s %s: %s (ftrack unreachable; Job not updated)", self.job_id, status, message
+            )
+            return
+        try:
+            JobReporter(
+                session, job.ftrack_job_id, job.request.get("title", "Transfer"), 0
+            ).on_job_finished(
+                Snapshot(self.job_id, 0, 0, 0, 0, 0, 0, 0, 0.0, None), status, message
+            )
+        finally:
+            session.close()
+
+
+def cancel_job(journal: Journal, config: SitesConfig, job_id: str, username: str) -> None:
+    """Cancel a job no live process is running: remove its temporaries, end its ftrack Job.
+
+    What already arrived stays registered at the destination.
+    """
+    from .configure_location import build_accessor
+    from .ftrack_session import open_session
+
+    job = journal.job(job_id)
+    for row in journal.files(job_id):
+        if row.token and row.status != "done" and row.backend == "direct":
+            try:
+                accessor = build_accessor(config.location(row.destination))
+                Endpoints(
+                    accessor, accessor, config.transfer, BandwidthLimiter(None), threading.Event()
+                ).abort(row.dest_ri, row.token)
+            except UserError:
+                logger.warning(
+                    "job %s: cannot reach %s to remove %s", job_id, row.destination, row.dest_ri
+                )
+            journal.clear_chunks(row.id)
+    progress = journal.progress(job_id)
+    message = (
+        f"cancelled by {username}; {progress.components_registered} of {progress.components_total} "
+        f"components arrived and stay available at {', '.join(job.destinations)}"
+    )
+    journal.update_job(
+        job_id, status="cancelled", message=message, finished=time.time(), owner=None
+    )
+    if job.ftrack_job_id:
+        try:
+            session = open_session()
+        except UserError as error:
+            logger.warning(
+                "job %s cancelled, but its ftrack Job was not updated: %s", job_id, error
+            )
+            return
+        try:
+            reporter = JobReporter(
+                session, job.ftrack_job_id, job.request.get("title", "Transfer"), 0
+            )
+            reporter.on_job_finished(
+                Snapshot(job_id, 0, 0, 0, 0, 0, 0, 0, 0.0, None), "cancelled", message
+            )
+        finally:
+            session.close()

@@ -1,0 +1,102 @@
+"""The ftrack Job of a send: what the coordinator watches in the web UI.
+
+One Job per send, created for the user who asked. Its description is updated at a
+throttled rate with files done, percent, MB/s and ETA, and at the end says what moved
+or, on failure, which file failed where and why. ftrack Jobs have only queued, running,
+done and failed; a cancelled send ends ``failed`` with "cancelled by <user>", and a
+send paused by a stopping service goes back to ``queued`` until it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import ftrack_api
+import ftrack_api.exception
+
+from .progress import Snapshot, Subscriber, Throttle
+
+logger = logging.getLogger(__name__)
+
+#: ftrack's web UI truncates long descriptions; keep the whole text readable.
+MAX_DESCRIPTION = 1800
+
+
+def clip(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class JobReporter(Subscriber):
+    """Keeps one ftrack Job in step with a transfer job."""
+
+    def __init__(
+        self, session: ftrack_api.Session, ftrack_job_id: str, title: str, interval: float
+    ) -> None:
+        self.session = session
+        self.ftrack_job_id = ftrack_job_id
+        self.title = title
+        self.throttle = Throttle(interval)
+
+    @classmethod
+    def create_job(
+        cls,
+        session: ftrack_api.Session,
+        user_id: str | None,
+        description: str,
+        status: str = "queued",
+    ) -> str:
+        """Create the ftrack Job for a send; return its id."""
+        if not user_id:
+            user = session.query(
+                f'select id from User where username is "{session.api_user}"'
+            ).first()
+            user_id = user["id"] if user else None
+        data = {"status": status, "data": json.dumps({"description": clip(description)})}
+        if user_id:
+            data["user_id"] = user_id
+        job = session.create("Job", data)
+        session.commit()
+        return job["id"]
+
+    def update(self, status: str | None = None, description: str | None = None) -> None:
+        """Set the Job's status and/or description; a failure to report never fails a send."""
+        values: dict[str, Any] = {}
+        if status:
+            values["status"] = status
+        if description is not None:
+            values["data"] = json.dumps({"description": clip(description)})
+        if not values:
+            return
+        try:
+            job = self.session.get("Job", self.ftrack_job_id)
+            if job is None:
+                logger.warning(
+                    "ftrack Job %s no longer exists; progress is not reported", self.ftrack_job_id
+                )
+                return
+            for key, value in values.items():
+                job[key] = value
+            self.session.commit()
+        except ftrack_api.exception.Error as error:
+            self.session.rollback()
+            logger.warning("could not update ftrack Job %s: %s", self.ftrack_job_id, error)
+
+    # ------------------------------------------------------------------ subscriber
+
+    def on_job_started(self, snapshot: Snapshot, description: str) -> None:
+        self.update("running", f"{self.title}: {description}")
+
+    def on_progress(self, snapshot: Snapshot) -> None:
+        if self.throttle.ready():
+            self.update(description=f"{self.title}: {snapshot.describe()}")
+
+    def on_job_finished(self, snapshot: Snapshot, status: str, message: str) -> None:
+        ftrack_status = {
+            "done": "done",
+            "failed": "failed",
+            "cancelled": "failed",
+            "paused": "queued",
+        }[status]
+        self.update(ftrack_status, f"{self.title}: {message}")
