@@ -114,6 +114,46 @@ def plan_request(session: Any, job: Job, locations: dict[str, Any]) -> Plan:
     )
 
 
+def persist_plan(
+    journal: Journal, config: SitesConfig, job_id: str, plan: Plan, status: str = "running"
+) -> None:
+    """Write a plan's components and files into the journal (one transaction), before any
+    byte moves; each leg's files are marked for the backend that will move them."""
+    job = journal.job(job_id)
+    components: list[ComponentRow] = []
+    files: list[dict[str, Any]] = []
+    for leg in plan.legs:
+        backend = "accsyn" if _uses_accsyn(config, job.source, leg.destination) else "direct"
+        for component in leg.components:
+            components.append(
+                ComponentRow(
+                    job_id=job_id,
+                    destination=leg.destination,
+                    component_id=component.component_id,
+                    container_id=component.container_id,
+                    name=component.name,
+                    label=component.label,
+                    kind=component.kind,
+                    resource_identifier=component.resource_identifier,
+                    members=component.members,
+                    registered=False,
+                )
+            )
+        files.extend(
+            {
+                "destination": leg.destination,
+                "component_id": file.component_id,
+                "source_ri": file.source_ri,
+                "dest_ri": file.dest_ri,
+                "size": file.size,
+                "backend": backend,
+            }
+            for file in leg.files
+        )
+    journal.add_plan(job_id, components, files)
+    journal.update_job(job_id, status=status, message=plan.summary())
+
+
 def configured_locations(session: Any, config: SitesConfig, names: Sequence[str]) -> dict[str, Any]:
     """The Location entities of *names*, with accessors; a clear error for unusable ones."""
     from .configure_location import configure_locations
@@ -247,39 +287,7 @@ class JobRunner:
     # ------------------------------------------------------------------ planning
 
     def _persist(self, job: Job, plan: Plan) -> None:
-        components: list[ComponentRow] = []
-        files: list[dict[str, Any]] = []
-        for leg in plan.legs:
-            backend = (
-                "accsyn" if _uses_accsyn(self.config, job.source, leg.destination) else "direct"
-            )
-            for component in leg.components:
-                components.append(
-                    ComponentRow(
-                        job_id=job.id,
-                        destination=leg.destination,
-                        component_id=component.component_id,
-                        container_id=component.container_id,
-                        name=component.name,
-                        label=component.label,
-                        kind=component.kind,
-                        resource_identifier=component.resource_identifier,
-                        members=component.members,
-                        registered=False,
-                    )
-                )
-            for file in leg.files:
-                files.append(
-                    {
-                        "destination": leg.destination,
-                        "component_id": file.component_id,
-                        "source_ri": file.source_ri,
-                        "dest_ri": file.dest_ri,
-                        "size": file.size,
-                        "backend": backend,
-                    }
-                )
-        self.journal.add_plan(job.id, components, files)
+        persist_plan(self.journal, self.config, job.id, plan, status="planning")
         notes = [s.label + ": " + s.reason for s in plan.missing]
         if notes:
             logger.info("job %s: not sent: %s", job.id, "; ".join(notes[:20]))
@@ -515,7 +523,8 @@ class JobRunner:
 
     def _add_bytes(self, nbytes: int) -> None:
         self._bytes_done += nbytes
-        self.meter.add(nbytes)
+        if nbytes > 0:
+            self.meter.add(nbytes)
         self._emit()
 
     def _on_stream_bytes(self, nbytes: int) -> None:
@@ -525,20 +534,10 @@ class JobRunner:
     def _file_done(
         self, state: _FileState, digest: str | None, active: dict[int, _FileState], nbytes: int
     ) -> None:
-        """A file landed and verified; *nbytes* are its bytes not yet counted per chunk."""
-        row = state.row
-        active.pop(row.id, None)
-        self._bytes_done += nbytes
+        active.pop(state.row.id, None)
         if state.strategy == "server-copy":
             self.meter.add(nbytes)
-        self.journal.update_file(
-            row.id, status="done", digest=digest, bytes_sent=row.size, error=None
-        )
-        self._files_done += 1
-        self.registrar.landed(row.destination, row.component_id)
-        if self.registrar.due():
-            self.registrar.flush()
-        self._emit()
+        self.file_landed(state.row, digest, nbytes)
 
     def _file_failed(
         self, state: _FileState, error: Exception, active: dict[int, _FileState]
@@ -548,12 +547,30 @@ class JobRunner:
         state.failed = True
         row = state.row
         active.pop(row.id, None)
-        reason = str(error) or type(error).__name__
         if state.token and not isinstance(error, TransientAccessorError):
             # A permanent failure will not be resumed: remove the temporary now. A
             # transient one keeps its chunks so `ftrack-transfer retry` continues it.
             state.endpoints.abort(row.dest_ri, state.token)
             self.journal.clear_chunks(row.id)
+        self.file_failed(row, str(error) or type(error).__name__)
+
+    # ------------------------------------------------------------------ for backends
+
+    def file_landed(self, row: FileRow, digest: str | None, nbytes: int) -> None:
+        """A file landed and verified; *nbytes* are its bytes not counted yet."""
+        self._bytes_done += nbytes
+        self.journal.update_file(
+            row.id, status="done", digest=digest, bytes_sent=row.size, error=None
+        )
+        self._files_done += 1
+        assert self.registrar is not None
+        self.registrar.landed(row.destination, row.component_id)
+        if self.registrar.due():
+            self.registrar.flush()
+        self._emit()
+
+    def file_failed(self, row: FileRow, reason: str) -> None:
+        """A file failed for good; the job will end failed and name it."""
         label = self._label(row)
         message = f"{label} to {row.destination}: {reason}"
         self.failures.append((label, message))
@@ -562,6 +579,14 @@ class JobRunner:
         for subscriber in self.subscribers:
             subscriber.on_file_failed(self.job_id, f"{label} to {row.destination}", reason)
         self._emit()
+
+    def add_partial_bytes(self, nbytes: int) -> None:
+        """Progress inside a file that a backend reports as a whole (accsyn tasks)."""
+        if nbytes:
+            self._add_bytes(nbytes)
+
+    def add_total_bytes(self, nbytes: int) -> None:
+        self._bytes_total += nbytes
 
     def _verification_failed(
         self,
