@@ -45,12 +45,14 @@ def open_session(
             "FTRACK_SERVER is not set; point it at your ftrack server (or source a sandbox env.sh)"
         )
     try:
-        return ftrack_api.Session(
-            api_user=api_user,
-            api_key=api_key,
-            plugin_paths=plugin_paths(),
-            auto_connect_event_hub=connect_event_hub,
+        session = ftrack_api.Session(
+            api_user=api_user, api_key=api_key, plugin_paths=plugin_paths()
         )
+        if connect_event_hub:
+            # Connecting here rather than with auto_connect_event_hub avoids the client's
+            # race that announces early subscribers twice.
+            session.event_hub.connect()
+        return session
     except ftrack_api.exception.ServerError as error:
         text = str(error)
         if (
