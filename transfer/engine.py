@@ -17,35 +17,31 @@ what arrived registered.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import ftrack_api
 
 from ..accessors.base import WrittenChunk
-from ..accessors.errors import TransientAccessorError, VerificationError
 from .bandwidth import BandwidthLimiter
 from .config import SitesConfig
-from .direct import Cancelled, Endpoints, offsets
+from .direct import Endpoints
 from .errors import SelectionError, UserError
 from .journal import ComponentRow, FileRow, Job, Journal, owner_id
 from .planner import Filters, Plan, Planner
 from .progress import RateMeter, Snapshot, Subscriber
 from .registrar import Registrar
 from .reporter import JobReporter
+from .scheduler import FileTask, Scheduler
 from .selection import EntityRef
 from .units import format_duration, format_rate, format_size
 
 logger = logging.getLogger(__name__)
 
-#: A file whose verification fails is sent again from scratch this many times.
-VERIFY_RESTARTS = 2
 #: At most this many bytes of chunk data are held in memory by one job's workers.
 MAX_MEMORY = 128 * 1024**2
 
@@ -175,21 +171,6 @@ def _uses_accsyn(config: SitesConfig, source: str, destination: str) -> bool:
     return bool(src.accsyn_party and dst.accsyn_party) and "accsyn" in (src.backend, dst.backend)
 
 
-@dataclasses.dataclass
-class _FileState:
-    row: FileRow
-    endpoints: Endpoints
-    strategy: str = ""
-    size: int = 0
-    chunk_size: int = 0
-    token: str | None = None
-    todo: collections.deque = dataclasses.field(default_factory=collections.deque)
-    done: dict[int, WrittenChunk] = dataclasses.field(default_factory=dict)
-    inflight: int = 0
-    restarts: int = 0
-    failed: bool = False
-
-
 class JobRunner:
     """Runs one job to its end (or until stopped) on the calling thread."""
 
@@ -212,6 +193,8 @@ class JobRunner:
         self.job_id = job_id
         self.extra_subscribers = list(subscribers)
         self.stop = stop or threading.Event()
+        #: Set on cancel or shutdown: stops I/O promptly, at chunk boundaries.
+        self.interrupt = threading.Event()
         self.owner = owner or owner_id()
         self.cancelled = threading.Event()
         self.cancelled_by: str | None = None
@@ -341,218 +324,94 @@ class JobRunner:
     ) -> None:
         settings = self.config.settings_for(job.source, job.destinations[0])
         self.limiter = BandwidthLimiter(settings.bandwidth)
-        self.interrupt = threading.Event()  # cancel or shutdown: stop I/O promptly
         self.memory = threading.BoundedSemaphore(max(1, MAX_MEMORY // max(settings.chunk_size, 1)))
         endpoints = {d: self._endpoints(job, locations, d) for d in job.destinations}
-        workers = max(2, settings.files_in_flight + settings.streams)
-        queue = collections.deque(_FileState(row, endpoints[row.destination]) for row in files)
-        active: dict[int, _FileState] = {}
-        futures: dict[Future, tuple[str, _FileState, Any]] = {}
-        last_check = 0.0
-        for driver in drivers:
-            driver.start()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"job-{job.id}") as pool:
+        tasks = [
+            FileTask(
+                key=row,
+                endpoints=endpoints[row.destination],
+                source_ri=row.source_ri,
+                dest_ri=row.dest_ri,
+                size=row.size,
+                token=row.token,
+                chunk_size=row.chunk_size,
+                source_mtime=row.source_mtime,
+            )
+            for row in files
+        ]
+        scheduler = Scheduler(
+            self,
+            files_in_flight=settings.files_in_flight,
+            streams=settings.streams,
+            interrupt=self.interrupt,
+            name=f"job-{job.id}",
+        )
+        scheduler.run(tasks, drivers)
+        if self.cancelled.is_set():
+            for task in scheduler.active.values():
+                if task.token:
+                    task.endpoints.abort(task.dest_ri, task.token)
+                    self.journal.clear_chunks(task.key.id)
+            for driver in drivers:
+                driver.cancel()
 
-            def submit_task(
-                kind: str, state: _FileState, fn: Callable[..., Any], *args: Any
-            ) -> None:
-                futures[pool.submit(fn, *args)] = (kind, state, args)
+    # ------------------------------------------------------------------ scheduler listener
 
-            def start(state: _FileState) -> None:
-                active[state.row.id] = state
-                row = state.row
-                ep = state.endpoints
-                state.strategy = "chunked" if row.token else ep.strategy(row.size)
-                if state.strategy == "small":
-                    submit_task("small", state, self._small, state)
-                elif state.strategy == "server-copy":
-                    submit_task("done", state, ep.server_copy, row.source_ri, row.dest_ri, row.size)
-                elif state.strategy == "stream":
-                    submit_task(
-                        "done",
-                        state,
-                        ep.stream,
-                        row.source_ri,
-                        row.dest_ri,
-                        row.size,
-                        self._on_stream_bytes,
-                    )
-                else:
-                    submit_task("prepared", state, self._prepare_chunked, state)
-
-            def feed(state: _FileState) -> None:
-                streams = state.endpoints.settings.streams
-                while state.todo and state.inflight < streams and not state.failed:
-                    offset, length = state.todo.popleft()
-                    state.inflight += 1
-                    submit_task("chunk", state, state.endpoints.chunk, state.row.source_ri, state.row.dest_ri,
-                                state.token, offset, length)  # fmt: skip
-                if not state.todo and state.inflight == 0 and not state.failed:
-                    chunks = [state.done[o] for o in sorted(state.done)]
-                    submit_task("committed", state, state.endpoints.commit, state.row.dest_ri, state.token,
-                                state.size, chunks)  # fmt: skip
-
-            while (
-                queue or active or any(d.pending() for d in drivers)
-            ) and not self.interrupt.is_set():
-                while queue and len(active) < settings.files_in_flight:
-                    start(queue.popleft())
-                if futures:
-                    finished, _ = wait(list(futures), timeout=0.25, return_when=FIRST_COMPLETED)
-                else:
-                    finished = set()
-                    self.stop.wait(0.25)
-                for future in finished:
-                    kind, state, _args = futures.pop(future)
-                    try:
-                        result = future.result()
-                    except Cancelled:
-                        continue
-                    except VerificationError as error:
-                        self._verification_failed(state, error, queue, active)
-                        continue
-                    except Exception as error:
-                        if kind == "chunk":
-                            state.inflight -= 1
-                        self._file_failed(state, error, active)
-                        continue
-                    if kind == "small":
-                        if result is None:  # bigger than planned: send it in chunks
-                            state.strategy = "chunked"
-                            submit_task("prepared", state, self._prepare_chunked, state)
-                        else:
-                            self._file_done(state, result, active, state.size)
-                    elif kind == "prepared":
-                        self._prepared(state, result)
-                        feed(state)
-                    elif kind == "chunk":
-                        state.inflight -= 1
-                        if state.failed:
-                            continue
-                        chunk: WrittenChunk = result
-                        state.done[chunk.offset] = chunk
-                        self.journal.record_chunk(
-                            state.row.id, chunk.offset, chunk.length, chunk.sha256, chunk.receipt
-                        )
-                        self._add_bytes(chunk.length)
-                        feed(state)
-                    elif kind == "committed":
-                        self._file_done(state, result, active, 0)
-                    elif kind == "done":  # server-side copy or stream: counted at the end
-                        self._file_done(state, None, active, state.row.size)
-                for driver in drivers:
-                    driver.poll()
-                now = time.monotonic()
-                if now - last_check >= 1.0:
-                    last_check = now
-                    self._housekeeping()
-            # Stopping: let running tasks end (they are bounded by one chunk each) and
-            # journal what completed, so a resume re-sends as little as possible.
-            self.interrupt.set()
-            for future in list(futures):
-                kind, state, _ = futures.pop(future)
-                try:
-                    result = future.result()
-                except Exception:  # noqa: S112 - stopping; the file resumes later
-                    continue
-                if kind == "chunk" and not state.failed:
-                    self.journal.record_chunk(
-                        state.row.id, result.offset, result.length, result.sha256, result.receipt
-                    )
-            if self.cancelled.is_set():
-                for state in active.values():
-                    if state.token:
-                        state.endpoints.abort(state.row.dest_ri, state.token)
-                        self.journal.clear_chunks(state.row.id)
-                for driver in drivers:
-                    driver.cancel()
-
-    # ------------------------------------------------------------------ worker tasks
-
-    def _small(self, state: _FileState) -> str | None:
-        ep = state.endpoints
-        data = ep.read_small(state.row.source_ri, state.row.size)
-        if data is None:
-            return None
-        digest = ep.put_small(state.row.dest_ri, data)
-        state.size = len(data)
-        self.meter.add(len(data))
-        return digest
-
-    def _prepare_chunked(self, state: _FileState) -> tuple[int, float | None, str, int]:
-        ep = state.endpoints
-        row = state.row
-        stat = ep.stat_source(row.source_ri)
-        if row.token and (
-            stat.size != row.size
-            or (row.source_mtime and stat.mtime and stat.mtime != row.source_mtime)
-        ):
-            # The source changed since the interrupted attempt: its chunks are stale.
-            ep.abort(row.dest_ri, row.token)
-            self.journal.clear_chunks(row.id)
-            row.token = None
-        if row.token and row.chunk_size:
-            return stat.size, stat.mtime, row.token, row.chunk_size
-        chunk_size = ep.chunk_size(stat.size)
-        return stat.size, stat.mtime, ep.begin(row.dest_ri, stat.size, chunk_size), chunk_size
-
-    # ------------------------------------------------------------------ loop helpers
-
-    def _prepared(self, state: _FileState, result: tuple[int, float | None, str, int]) -> None:
-        size, mtime, token, chunk_size = result
-        row = state.row
-        if size != row.size:
-            self._bytes_total += size - row.size
-        state.size, state.token, state.chunk_size = size, token, chunk_size
+    def on_prepared(self, task: FileTask) -> dict[int, WrittenChunk]:
+        row: FileRow = task.key
+        if task.size != row.size:
+            self._bytes_total += task.size - row.size
         self.journal.update_file(
             row.id,
-            size=size,
-            source_mtime=mtime,
-            token=token,
-            chunk_size=chunk_size,
+            size=task.size,
+            source_mtime=task.source_mtime,
+            token=task.token,
+            chunk_size=task.chunk_size,
             status="active",
         )
-        row.size, row.token, row.chunk_size, row.source_mtime = size, token, chunk_size, mtime
-        state.done = {
+        row.size, row.token, row.chunk_size, row.source_mtime = (
+            task.size,
+            task.token,
+            task.chunk_size,
+            task.source_mtime,
+        )
+        return {
             offset: WrittenChunk(offset, length, digest, receipt)
             for offset, length, digest, receipt in self.journal.chunks(row.id)
         }
-        state.todo = collections.deque(
-            (o, n) for o, n in offsets(size, chunk_size) if o not in state.done
+
+    def on_chunk(self, task: FileTask, chunk: WrittenChunk) -> None:
+        self.journal.record_chunk(
+            task.key.id, chunk.offset, chunk.length, chunk.sha256, chunk.receipt
         )
+        self._add_bytes(chunk.length)
+
+    def on_stream_bytes(self, nbytes: int) -> None:
+        # Called from a worker: only the thread-safe meter; totals follow at file end.
+        self.meter.add(nbytes)
+
+    def on_done(self, task: FileTask, digest: str | None, nbytes: int) -> None:
+        if task.strategy != "stream":
+            self.meter.add(nbytes)
+        self.file_landed(task.key, digest, nbytes)
+
+    def on_failed(self, task: FileTask, error: BaseException) -> None:
+        self.file_failed(task.key, str(error) or type(error).__name__)
+
+    def on_restart(self, task: FileTask) -> None:
+        self._bytes_done -= sum(c.length for c in task.done.values())
+        task.key.token = None
+        task.key.chunk_size = None
+        self.journal.clear_chunks(task.key.id)
+
+    def on_tick(self) -> None:
+        self._housekeeping()
 
     def _add_bytes(self, nbytes: int) -> None:
         self._bytes_done += nbytes
         if nbytes > 0:
             self.meter.add(nbytes)
         self._emit()
-
-    def _on_stream_bytes(self, nbytes: int) -> None:
-        # Called from a worker: only the thread-safe meter; totals follow at file end.
-        self.meter.add(nbytes)
-
-    def _file_done(
-        self, state: _FileState, digest: str | None, active: dict[int, _FileState], nbytes: int
-    ) -> None:
-        active.pop(state.row.id, None)
-        if state.strategy == "server-copy":
-            self.meter.add(nbytes)
-        self.file_landed(state.row, digest, nbytes)
-
-    def _file_failed(
-        self, state: _FileState, error: Exception, active: dict[int, _FileState]
-    ) -> None:
-        if state.failed:
-            return
-        state.failed = True
-        row = state.row
-        active.pop(row.id, None)
-        if state.token and not isinstance(error, TransientAccessorError):
-            # A permanent failure will not be resumed: remove the temporary now. A
-            # transient one keeps its chunks so `ftrack-transfer retry` continues it.
-            state.endpoints.abort(row.dest_ri, state.token)
-            self.journal.clear_chunks(row.id)
-        self.file_failed(row, str(error) or type(error).__name__)
 
     # ------------------------------------------------------------------ for backends
 
@@ -587,29 +446,6 @@ class JobRunner:
 
     def add_total_bytes(self, nbytes: int) -> None:
         self._bytes_total += nbytes
-
-    def _verification_failed(
-        self,
-        state: _FileState,
-        error: VerificationError,
-        queue: collections.deque,
-        active: dict[int, _FileState],
-    ) -> None:
-        row = state.row
-        if state.token:
-            state.endpoints.abort(row.dest_ri, state.token)
-        self.journal.clear_chunks(row.id)
-        if state.restarts >= VERIFY_RESTARTS:
-            state.token = None
-            self._file_failed(state, error, active)
-            return
-        logger.warning(
-            "job %s: %s failed verification, sending it again: %s", self.job_id, row.dest_ri, error
-        )
-        active.pop(row.id, None)
-        self._bytes_done -= sum(c.length for c in state.done.values())
-        row.token, row.chunk_size = None, None
-        queue.appendleft(_FileState(row, state.endpoints, restarts=state.restarts + 1))
 
     def _label(self, row: FileRow) -> str:
         if row.component_id:

@@ -247,8 +247,9 @@ class Planner:
             "component": "id in {ids}",
             "version": "version_id in {ids}",
             "asset": "version.asset_id in {ids}",
+            # ancestors holds typed contexts only, so a project needs project_id.
             "context": "(version.asset.context_id in {ids} or version.asset.parent.ancestors.id in {ids}"
-            " or version.task_id in {ids})",
+            " or version.asset.parent.project_id in {ids} or version.task_id in {ids})",
         }
         extra = filters.expression()
         if at is not None:
