@@ -15,16 +15,34 @@ import ftrack_api.structure.base
 
 from ..accessors.errors import UnsafeResourceIdentifierError
 from ..accessors.paths import safe_relative
+from .template import TemplateStructure
+
+
+def _is_local_path(path: str) -> bool:
+    """An absolute path of this machine: what ftrack's origin location hands over."""
+    return path.startswith("/") or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
 
 
 class MirrorStructure(ftrack_api.structure.base.Structure):
-    """Destination identifier = source identifier (optionally under a prefix)."""
+    """Destination identifier = source identifier (optionally under a prefix).
 
-    def __init__(self, prefix: str = "") -> None:
+    A component published straight into the location (from local files, whose path is
+    absolute) has nothing to mirror; *fallback* names the structure that places it
+    (``template`` by default, ``none`` to refuse).
+    """
+
+    def __init__(self, prefix: str = "", fallback: str = "template") -> None:
         super().__init__(prefix=prefix.strip("/"))
+        if fallback not in ("template", "none"):
+            raise ValueError(
+                f'mirror structure: fallback must be "template" or "none", not {fallback!r}'
+            )
+        self.fallback = TemplateStructure(prefix=prefix) if fallback == "template" else None
 
     def get_resource_identifier(self, entity: Any, context: dict | None = None) -> str:
         source = (context or {}).get("source_resource_identifier")
+        if self.fallback is not None and (not source or _is_local_path(source)):
+            return self.fallback.get_resource_identifier(entity, context)
         if not source:
             raise ftrack_api.exception.StructureError(
                 f'Mirror structure cannot place component "{entity["name"]}" ({entity["id"]}): '

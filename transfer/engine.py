@@ -532,10 +532,21 @@ class JobRunner:
             )
             return self._finish("failed", message)
         rate = progress.bytes_total / elapsed if elapsed > 0 else 0.0
+        components = len(
+            {
+                row.component_id
+                for row in self.journal.components(job.id)
+                if row.container_id is None
+            }
+        )
+        where = (
+            f"to {job.destinations[0]}"
+            if len(job.destinations) == 1
+            else (f"to each of {', '.join(job.destinations)}")
+        )
         message = (
-            f"sent {progress.components_total} components ({progress.files_total} files, "
-            f"{format_size(progress.bytes_total)}) from {job.source} to {', '.join(job.destinations)} "
-            f"in {format_duration(elapsed)} ({format_rate(rate)})"
+            f"sent {components} components ({progress.files_total} files, {format_size(progress.bytes_total)}) "
+            f"from {job.source} {where} in {format_duration(elapsed)} ({format_rate(rate)})"
         )
         skipped = self._skipped_note(job)
         if skipped:

@@ -11,6 +11,7 @@ tasks assigned to them in ftrack.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -68,7 +69,18 @@ def group_files(paths: Sequence[str]) -> list[Item]:
                 Item(_component_name(Path(name).stem), os.path.join(directory, name), 1, False)
             )
     if len(items) == 1:
-        items[0] = dataclasses.replace(items[0], name="main")
+        return [dataclasses.replace(items[0], name="main")]
+    # A movie beside its frames (comp.mov, comp.1001.exr) shares their name: tell the
+    # single file apart by its extension rather than refuse the publish.
+    names = [item.name for item in items]
+    items = [
+        dataclasses.replace(
+            item, name=_component_name(f"{item.name}_{Path(item.path).suffix.lstrip('.')}")
+        )
+        if not item.sequence and names.count(item.name) > 1
+        else item
+        for item in items
+    ]
     names = [item.name for item in items]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -136,11 +148,25 @@ def publish(
     )
     session.commit()
     components = []
-    for item in items:
-        components.append(
-            version.create_component(item.path, data={"name": item.name}, location=target)
+    try:
+        for item in items:
+            components.append(
+                version.create_component(item.path, data={"name": item.name}, location=target)
+            )
+        session.commit()
+    except (ftrack_api.exception.LocationError, ftrack_api.exception.AccessorError) as error:
+        # Leave ftrack as it was: no half-published version.
+        session.rollback()
+        for component in components:
+            with contextlib.suppress(ftrack_api.exception.Error):
+                target.remove_component(component)
+        session.delete(version)
+        session.commit()
+        lines = [line.strip(" '\"b") for line in str(error).splitlines() if line.strip(" '\"b")]
+        reason = next(
+            (line for line in reversed(lines) if "cleanup" not in line), type(error).__name__
         )
-    session.commit()
+        raise SelectionError(f"could not publish at {location}: {reason}") from None
     link = " / ".join(entry["name"] for entry in task_entity["link"][:-1])
     label = f"{link} / {asset} v{version['version']:03d}"
     return Published(version, components, label)

@@ -40,9 +40,12 @@ from .planner import Filters
 from .progress import LogSubscriber, Subscriber
 from .reporter import JobReporter
 from .selection import EntityRef, chunks, quote_ids
-from .sync import run_sync
+from .sync import SyncResult, run_sync
 
 logger = logging.getLogger(__name__)
+
+#: Seconds without a new component-added event before an auto-return job is made.
+RETURN_SETTLE = 1.0
 
 
 class Service:
@@ -59,6 +62,7 @@ class Service:
         accsyn_session_factory: Callable[[], Any] | None = None,
         scan_interval: float = 300.0,
         housekeeping_interval: float = 2.0,
+        run_schedules: bool = True,
         subscribers: Sequence[Subscriber] = (),
     ) -> None:
         self.config = config
@@ -69,6 +73,7 @@ class Service:
         self.accsyn_session_factory = accsyn_session_factory
         self.scan_interval = scan_interval
         self.housekeeping_interval = housekeeping_interval
+        self.run_schedules = run_schedules
         self.extra_subscribers = list(subscribers)
         self.owner = owner_id()
         self.stopping = threading.Event()
@@ -79,6 +84,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._messages: queue.Queue[tuple[str, str, bool]] = queue.Queue()
         self._pending_returns: dict[str, set[str]] = {}
+        self._last_return_event = 0.0
         self._schedule_threads: dict[str, threading.Thread] = {}
         self.listener: ftrack_api.Session | None = None
         self.locations: dict[str, Any] = {}
@@ -235,13 +241,14 @@ class Service:
             return
         for rule in self.config.auto_return:
             if fnmatch.fnmatchcase(location, rule.source) and rule.destination != location:
-                self._pending_returns.setdefault(f"{location}\n{rule.destination}", set()).add(
-                    component_id
-                )
+                key = f"{location}\n{rule.destination}"
+                self._pending_returns.setdefault(key, set()).add(component_id)
+                self._last_return_event = time.monotonic()
 
     def _flush_returns(self) -> None:
-        """Turn component-added events gathered in one wait into one job per pair."""
-        if not self._pending_returns:
+        """Turn component-added events into one job per pair, once a publish has settled
+        (no new event for a second), so a version's components travel together."""
+        if not self._pending_returns or time.monotonic() - self._last_return_event < RETURN_SETTLE:
             return
         pending, self._pending_returns = self._pending_returns, {}
         assert self.listener is not None
@@ -425,7 +432,8 @@ class Service:
             try:
                 for job in self.journal.resumable_jobs():
                     self.enqueue(job.id, job.priority)
-                self._run_due_schedules()
+                if self.run_schedules:
+                    self._run_due_schedules()
                 if self.config.auto_return and time.monotonic() - last_scan >= self.scan_interval:
                     last_scan = time.monotonic()
                     if session is None:
@@ -459,7 +467,16 @@ class Service:
             self._schedule_threads[schedule.name] = thread
             thread.start()
 
-    def _run_schedule(self, schedule: Schedule) -> None:
+    def run_schedule_now(self, name: str) -> SyncResult:
+        """Run one schedule at once, in this thread (as its timer would)."""
+        schedule = next((s for s in self.config.schedules if s.name == name), None)
+        if schedule is None:
+            raise UserError(f"no schedule {name!r} in the sites config")
+        if not self.journal.start_schedule_run(name, self.owner):
+            raise UserError(f"schedule {name!r} is already running")
+        return self._run_schedule(schedule)
+
+    def _run_schedule(self, schedule: Schedule) -> SyncResult:
         try:
             result = run_sync(
                 self.journal,
@@ -473,11 +490,13 @@ class Service:
                 subscribers=[LogSubscriber(), *self.extra_subscribers],
                 stop=self.stopping,
             )
-            status, summary, job_id = result.status, result.summary, result.job_id
         except Exception as error:
             logger.warning("schedule %s failed: %s", schedule.name, error)
-            status, summary, job_id = "failed", str(error), None
-        self.journal.finish_schedule_run(schedule.name, status, summary, job_id)
+            result = SyncResult("failed", str(error))
+        self.journal.finish_schedule_run(
+            schedule.name, result.status, result.summary, result.job_id
+        )
+        return result
 
 
 def schedule_due(schedule: Schedule, last_started: float | None, now: float) -> bool:
