@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.ftrack",
     "tests.fixtures.accsyn",
     "tests.fixtures.storage",
+    "tests.fixtures.studio",
 ]
 
 # Variables that would point the real clients somewhere else than the sandbox, or make

@@ -101,7 +101,9 @@ class AccsynDriver:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
             wait=tenacity.wait_exponential_jitter(
-                initial=settings.retry_wait, max=settings.retry_max_wait
+                multiplier=settings.retry_wait,
+                max=settings.retry_max_wait,
+                jitter=settings.retry_wait,
             ),
             stop=tenacity.stop_after_attempt(settings.retries + 1),
             sleep=sleep,

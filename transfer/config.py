@@ -27,6 +27,7 @@ import platformdirs
 
 from ..accessors import accessor_class, available
 from ..accessors.base import VERIFY_LEVELS, Option
+from ..accessors.errors import AccessorConfigurationError
 from ..structures import STRUCTURES, structure_options
 from . import units
 from .errors import ConfigError
@@ -41,8 +42,25 @@ SCOPE_ENV = "FTRACK_TRANSFER_LOCATIONS"
 PLATFORM_KEYS = {"linux": "linux", "win32": "windows", "darwin": "macos"}
 _ROOT_KEYS = ("linux", "windows", "macos")
 
-#: Field names that would hold a secret; the config refuses them outright.
-_SECRET_FIELD = re.compile(r"(password|passwd|secret|token|api_?key|passphrase)$", re.IGNORECASE)
+#: Field names that would hold a secret; the config refuses them with a message saying
+#: where secrets go. Fields an accessor declares (``passphrase_env``) are names of
+#: variables, not secrets, and are checked against the accessor's options first.
+_SECRET_FIELD = re.compile(
+    r"password|passwd|secret|token|api_?key|access_?key|private_?key|passphrase", re.IGNORECASE
+)
+_CREDENTIALS_ELSEWHERE = (
+    "secrets are never read from the sites config; put the secret in an environment "
+    "variable or a key file and name that instead (see docs/configuration.md)"
+)
+
+
+def _looks_secret(field: str) -> bool:
+    # "key_file", "passphrase_env": where a secret is, not the secret itself.
+    return bool(_SECRET_FIELD.search(field)) and not field.endswith(("_env", "_file", "_path"))
+
+
+#: A Windows root: a drive letter (``P:\\``) or a UNC share (``\\\\server\\share``).
+_WINDOWS_ROOT = re.compile(r"^([A-Za-z]:[\\/]|\\\\[^\\]+\\[^\\]+)")
 _PARTY = re.compile(r"^(site=[A-Za-z0-9_.-]+|[^@\s:]+@[^@\s:]+)$")
 
 _LOCATION_FIELDS = {
@@ -250,7 +268,9 @@ def resolve_root(roots: Mapping[str, str] | str, platform: str = sys.platform) -
 # --------------------------------------------------------------------------- loading
 
 
-_cache: dict[Path, tuple[float, SitesConfig]] = {}
+#: path -> ((mtime in ns, size), config). The size is part of the key because file
+#: systems stamp times with a coarse clock: two quick edits can share one mtime.
+_cache: dict[Path, tuple[tuple[int, int], SitesConfig]] = {}
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, cached: bool = True) -> SitesConfig:
@@ -261,20 +281,21 @@ def load_config(path: str | os.PathLike[str] | None = None, *, cached: bool = Tr
     """
     resolved = config_path(path)
     try:
-        mtime = resolved.stat().st_mtime
+        info = resolved.stat()
     except FileNotFoundError:
         raise ConfigError(
             f"{resolved}: sites config not found; pass --config, set {CONFIG_ENV}, "
             f"or create it (see docs/configuration.md)"
         ) from None
-    if cached and resolved in _cache and _cache[resolved][0] == mtime:
+    stamp = (info.st_mtime_ns, info.st_size)
+    if cached and resolved in _cache and _cache[resolved][0] == stamp:
         return _cache[resolved][1]
     try:
         text = resolved.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{resolved}: cannot read the sites config: {error}") from None
     config = parse_config(text, resolved)
-    _cache[resolved] = (mtime, config)
+    _cache[resolved] = (stamp, config)
     return config
 
 
@@ -306,9 +327,18 @@ class _Parser:
         self.base_dir = base_dir
 
     def fail(
-        self, message: str, location: str | None = None, field: str | None = None
+        self,
+        message: str,
+        location: str | None = None,
+        field: str | None = None,
+        *,
+        rule: str | None = None,
     ) -> ConfigError:
+        """One line: the file, then the location or rule (``schedule "nightly"``), then
+        the field, then what is wrong and how to fix it."""
         parts = [self.where]
+        if rule is not None:
+            parts.append(rule)
         if location is not None:
             parts.append(f'location "{location}"')
         if field is not None:
@@ -352,21 +382,30 @@ class _Parser:
             locations=locations,
             transfer=transfer,
             accsyn=self.accsyn(data.get("accsyn", {})),
-            send_permission=self.principals(
-                data.get("permissions", {}).get("send", ["*"]), None, "permissions.send"
-            ),
-            schedules=tuple(
-                self.schedule(i, s, locations)
-                for i, s in enumerate(self.list_of_tables(data, "schedules"))
-            ),
+            send_permission=self.permissions(data.get("permissions", {})),
+            schedules=self.schedules(self.list_of_tables(data, "schedules"), locations),
             auto_return=tuple(
-                self.auto_return(r, locations) for r in self.list_of_tables(data, "auto_return")
+                self.auto_return(i, r, locations)
+                for i, r in enumerate(self.list_of_tables(data, "auto_return"))
             ),
             auto_send=tuple(
-                self.auto_send(r, locations) for r in self.list_of_tables(data, "auto_send")
+                self.auto_send(i, r, locations)
+                for i, r in enumerate(self.list_of_tables(data, "auto_send"))
             ),
             journal=self.path(journal, None, "journal") if journal else None,
         )
+
+    def permissions(self, table: Any) -> tuple[str, ...]:
+        if not isinstance(table, Mapping):
+            raise self.fail('"permissions" must be a table ([permissions])')
+        for key in table:
+            if key != "send":
+                raise self.fail(
+                    "unknown setting; allowed: send (who may send from or to a location "
+                    "at all; per location: readers and writers)",
+                    field=f"permissions.{key}",
+                )
+        return self.principals(table.get("send", ["*"]), None, "permissions.send")
 
     def list_of_tables(self, data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
         value = data.get(key, [])
@@ -389,7 +428,7 @@ class _Parser:
         if accessor is None:
             raise self.fail('missing required field "accessor"', name)
         known = available()
-        if accessor not in known:
+        if not isinstance(accessor, str) or accessor not in known:
             raise self.fail(
                 f'unknown accessor "{accessor}"; known accessors: {", ".join(sorted(known))}',
                 name,
@@ -407,14 +446,9 @@ class _Parser:
         for field, value in table.items():
             if field in _LOCATION_FIELDS:
                 continue
-            if _SECRET_FIELD.search(field):
-                raise self.fail(
-                    "secrets are never read from the sites config; put the secret in an "
-                    "environment variable or a key file and name that instead",
-                    name,
-                    field,
-                )
             if field not in options_spec:
+                if _looks_secret(field):
+                    raise self.fail(_CREDENTIALS_ELSEWHERE, name, field)
                 allowed = ", ".join(sorted(set(options_spec) | _LOCATION_FIELDS))
                 raise self.fail(
                     f"unknown field for a {accessor} location; allowed: {allowed}", name, field
@@ -440,7 +474,7 @@ class _Parser:
         return_to = table.get("return_to")
         if return_to is not None and not isinstance(return_to, str):
             raise self.fail("expected a location name", name, "return_to")
-        return LocationConfig(
+        location = LocationConfig(
             name=name,
             accessor=accessor,
             options=options,
@@ -455,6 +489,27 @@ class _Parser:
             readers=self.principals(table.get("readers", ["*"]), name, "readers"),
             writers=self.principals(table.get("writers", ["*"]), name, "writers"),
         )
+        self.check_accessor(location, options_spec)
+        return location
+
+    def check_accessor(self, location: LocationConfig, spec: Mapping[str, Option]) -> None:
+        """Build the accessor once and drop it, so what only its constructor can judge (an
+        SFTP root that is not absolute, an unknown S3 addressing style) fails here and not
+        half-way through starting an ftrack session. Building never connects (the
+        accessor contract), so this stays offline and fast."""
+        try:
+            values = location.resolved_options()
+        except ConfigError:
+            return  # no root for this OS: valid for the others, nothing to build here
+        try:
+            accessor = accessor_class(location.accessor).from_options(values)
+        except (TypeError, ValueError, AccessorConfigurationError) as error:
+            message = str(error)
+            # Accessors name the option as "option '<name>'" in their messages.
+            named = re.search(r"\boption '([A-Za-z_]+)'", message)
+            field = named.group(1) if named and named.group(1) in spec else None
+            raise self.fail(message, location.name, field) from None
+        accessor.close()
 
     def text(self, value: Any, location: str, field: str) -> str:
         if not isinstance(value, str):
@@ -512,6 +567,13 @@ class _Parser:
         if isinstance(value, str):
             if not value:
                 raise ValueError("expected a non-empty root path")
+            # A relative root would follow the working directory of whichever process
+            # opened the session, so files would land somewhere different each time.
+            if not value.startswith(("/", "~")) and not _WINDOWS_ROOT.match(value):
+                raise ValueError(
+                    f"root {value!r} must be an absolute path (/mnt/projects, P:\\projects "
+                    "or \\\\server\\share), or a per-OS table"
+                )
             return value
         if not isinstance(value, Mapping) or not value:
             raise ValueError(
@@ -523,11 +585,11 @@ class _Parser:
                 raise ValueError(f'unknown platform "{key}"; use linux, windows or macos')
             if not isinstance(root, str) or not root:
                 raise ValueError(f"root for {key} must be a non-empty path")
-            if key == "windows" and not re.match(r"^([A-Za-z]:[\\/]|\\\\[^\\]+\\[^\\]+)", root):
+            if key == "windows" and not _WINDOWS_ROOT.match(root):
                 raise ValueError(
                     f"windows root {root!r} must start with a drive letter (P:\\) or be a UNC path (\\\\server\\share)"
                 )
-            if key in ("linux", "macos") and not root.startswith("/"):
+            if key in ("linux", "macos") and not root.startswith(("/", "~")):
                 raise ValueError(f"{key} root {root!r} must be an absolute path")
             roots[key] = root
         return roots
@@ -592,7 +654,7 @@ class _Parser:
     }
 
     def transfer_overrides(self, table: Any, location: str | None) -> dict[str, Any]:
-        field_prefix = "transfer." if location else ""
+        field_prefix = "transfer."
         if not isinstance(table, Mapping):
             raise self.fail("expected a table", location, "transfer")
         values: dict[str, Any] = {}
@@ -600,6 +662,8 @@ class _Parser:
             kind = self._TRANSFER_KINDS.get(key)
             field = field_prefix + key
             if kind is None:
+                if _looks_secret(key):
+                    raise self.fail(_CREDENTIALS_ELSEWHERE, location, field)
                 allowed = ", ".join(sorted(self._TRANSFER_KINDS))
                 raise self.fail(f"unknown transfer setting; allowed: {allowed}", location, field)
             try:
@@ -645,6 +709,8 @@ class _Parser:
                     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                         raise ValueError(f"expected a positive integer, got {value!r}")
                     values[key] = value
+                elif _looks_secret(key):
+                    raise ValueError(_CREDENTIALS_ELSEWHERE)
                 else:
                     raise ValueError(
                         "unknown setting; allowed: poll_interval, poll_max_interval, "
@@ -656,74 +722,116 @@ class _Parser:
 
     # ------------------------------------------------------------------ rules
 
-    def known_location(self, value: Any, locations: Mapping[str, LocationConfig], what: str) -> str:
+    def check_fields(self, table: Mapping[str, Any], allowed: set[str], rule: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown field; allowed: {', '.join(sorted(allowed))}", field=key, rule=rule
+                )
+
+    def known_location(
+        self, value: Any, locations: Mapping[str, LocationConfig], rule: str, field: str
+    ) -> str:
+        if value is None:
+            raise self.fail("missing; name a configured location", field=field, rule=rule)
         if not isinstance(value, str) or value not in locations:
             raise self.fail(
-                f"{what}: unknown location {value!r}; configured: {', '.join(sorted(locations))}"
+                f"unknown location {value!r}; configured: {', '.join(sorted(locations))}",
+                field=field,
+                rule=rule,
             )
         return value
 
-    def filters(self, value: Any, what: str) -> dict[str, Any]:
+    def filters(self, value: Any, rule: str) -> dict[str, Any]:
         if value is None:
             return {}
         allowed = {"asset_types", "task_types", "statuses", "components", "max_age", "assets"}
         if not isinstance(value, Mapping):
-            raise self.fail(f"{what}: filter must be a table")
+            raise self.fail(
+                'expected a table such as { asset_types = ["Plate"] }', field="filter", rule=rule
+            )
         result: dict[str, Any] = {}
         for key, item in value.items():
+            field = f"filter.{key}"
             if key not in allowed:
                 raise self.fail(
-                    f'{what}: unknown filter "{key}"; allowed: {", ".join(sorted(allowed))}'
+                    f"unknown filter; allowed: {', '.join(sorted(allowed))}", field=field, rule=rule
                 )
             if key == "max_age":
                 try:
                     result[key] = units.parse_duration(item)
                 except ValueError as error:
-                    raise self.fail(f"{what}: filter max_age: {error}") from None
+                    raise self.fail(str(error), field=field, rule=rule) from None
             else:
                 if isinstance(item, str):
                     item = [item]
                 if not isinstance(item, list) or not all(isinstance(v, str) for v in item):
-                    raise self.fail(f"{what}: filter {key} must be a list of names")
+                    raise self.fail("expected a list of names", field=field, rule=rule)
                 result[key] = tuple(item)
         return result
+
+    def schedules(
+        self, tables: list[Mapping[str, Any]], locations: Mapping[str, LocationConfig]
+    ) -> tuple[Schedule, ...]:
+        schedules: list[Schedule] = []
+        for index, table in enumerate(tables):
+            schedule = self.schedule(index, table, locations)
+            # Runs are journaled by name: two schedules sharing one would share a history.
+            if any(s.name == schedule.name for s in schedules):
+                raise self.fail(
+                    "two schedules have this name; give each a unique name",
+                    field="name",
+                    rule=f'schedule "{schedule.name}"',
+                )
+            schedules.append(schedule)
+        return tuple(schedules)
 
     def schedule(
         self, index: int, table: Mapping[str, Any], locations: Mapping[str, LocationConfig]
     ) -> Schedule:
-        name = table.get("name") or f"schedule-{index + 1}"
-        what = f'schedule "{name}"'
-        allowed = {"name", "from", "to", "project", "every", "window", "filter"}
-        for key in table:
-            if key not in allowed:
-                raise self.fail(
-                    f'{what}: unknown field "{key}"; allowed: {", ".join(sorted(allowed))}'
-                )
-        source = self.known_location(table.get("from"), locations, f"{what} field from")
-        destination = self.known_location(table.get("to"), locations, f"{what} field to")
+        name = table.get("name", f"schedule-{index + 1}")
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail(
+                f"expected a non-empty name, got {name!r}",
+                field="name",
+                rule=f"schedule {index + 1}",
+            )
+        rule = f'schedule "{name}"'
+        self.check_fields(
+            table, {"name", "from", "to", "project", "every", "window", "filter"}, rule
+        )
+        source = self.known_location(table.get("from"), locations, rule, "from")
+        destination = self.known_location(table.get("to"), locations, rule, "to")
         if source == destination:
-            raise self.fail(f"{what}: from and to are the same location ({source})")
+            raise self.fail(
+                f'"from" and "to" are the same location ({source})', field="to", rule=rule
+            )
         project = table.get("project")
         if not isinstance(project, str) or not project:
-            raise self.fail(f'{what}: missing field "project" (the ftrack project name)')
+            raise self.fail("missing; name the ftrack project", field="project", rule=rule)
         every = window = None
         if "every" in table:
             try:
                 every = units.parse_duration(table["every"])
             except ValueError as error:
-                raise self.fail(f"{what}: field every: {error}") from None
+                raise self.fail(str(error), field="every", rule=rule) from None
             if every < 1:
-                raise self.fail(f"{what}: field every: must be at least 1s")
+                raise self.fail("must be at least 1s", field="every", rule=rule)
         if "window" in table:
-            match = re.fullmatch(r"(\d\d:\d\d)-(\d\d:\d\d)", str(table["window"]))
+            match = re.fullmatch(
+                r"(([01]\d|2[0-3]):[0-5]\d)-(([01]\d|2[0-3]):[0-5]\d)", str(table["window"])
+            )
             if not match:
                 raise self.fail(
-                    f'{what}: field window: expected "HH:MM-HH:MM", got {table["window"]!r}'
+                    f'expected "HH:MM-HH:MM" on a 24-hour clock, got {table["window"]!r}',
+                    field="window",
+                    rule=rule,
                 )
-            window = (match.group(1), match.group(2))
+            window = (match.group(1), match.group(3))
         if (every is None) == (window is None):
             raise self.fail(
-                f'{what}: set exactly one of "every" (e.g. "15m") or "window" (e.g. "01:00-05:00")'
+                'set exactly one of "every" (e.g. "15m") or "window" (e.g. "01:00-05:00")',
+                rule=rule,
             )
         return Schedule(
             name,
@@ -732,31 +840,50 @@ class _Parser:
             project,
             every,
             window,
-            self.filters(table.get("filter"), what),
+            self.filters(table.get("filter"), rule),
         )
 
     def auto_return(
-        self, table: Mapping[str, Any], locations: Mapping[str, LocationConfig]
+        self, index: int, table: Mapping[str, Any], locations: Mapping[str, LocationConfig]
     ) -> AutoReturnRule:
+        rule = f"auto_return {index + 1}"
+        self.check_fields(table, {"from", "to", "filter"}, rule)
         source = table.get("from")
-        what = f"auto_return from {source!r}"
-        if not isinstance(source, str) or not any(
-            fnmatch.fnmatchcase(n, source) for n in locations
-        ):
-            raise self.fail(f"{what}: matches no configured location")
-        destination = self.known_location(table.get("to"), locations, f"{what} field to")
-        return AutoReturnRule(source, destination, self.filters(table.get("filter"), what))
+        if not isinstance(source, str) or not source:
+            raise self.fail(
+                'missing; name a location or a pattern such as "*@vendor.example"',
+                field="from",
+                rule=rule,
+            )
+        if not any(fnmatch.fnmatchcase(n, source) for n in locations):
+            raise self.fail(
+                f"{source!r} matches no configured location; configured: "
+                f"{', '.join(sorted(locations))}",
+                field="from",
+                rule=rule,
+            )
+        destination = self.known_location(table.get("to"), locations, rule, "to")
+        return AutoReturnRule(source, destination, self.filters(table.get("filter"), rule))
 
     def auto_send(
-        self, table: Mapping[str, Any], locations: Mapping[str, LocationConfig]
+        self, index: int, table: Mapping[str, Any], locations: Mapping[str, LocationConfig]
     ) -> AutoSendRule:
-        what = "auto_send"
-        source = self.known_location(table.get("from"), locations, f"{what} field from")
-        users = self.principals(table.get("users", ["*"]), None, f"{what}.users")
+        rule = f"auto_send {index + 1}"
+        self.check_fields(table, {"from", "users", "filter", "versions"}, rule)
+        source = self.known_location(table.get("from"), locations, rule, "from")
+        value = table.get("users", ["*"])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(
+                'expected a list of usernames, "group:<name>" or "*"', field="users", rule=rule
+            )
         versions = table.get("versions", "latest")
         if versions not in ("latest", "all"):
-            raise self.fail(f'{what}: field versions: expected "latest" or "all", got {versions!r}')
-        return AutoSendRule(source, users, self.filters(table.get("filter"), what), versions)
+            raise self.fail(
+                f'expected "latest" or "all", got {versions!r}', field="versions", rule=rule
+            )
+        return AutoSendRule(source, tuple(value), self.filters(table.get("filter"), rule), versions)
 
 
 def matches_principal(principals: Iterable[str], username: str, groups: Iterable[str]) -> bool:

@@ -21,6 +21,7 @@ import ftrack_api
 
 from ..accessors import accessor_class
 from ..accessors.base import TransferAccessor
+from ..accessors.errors import AccessorConfigurationError
 from ..structures import build_structure
 from .config import LocationConfig, SitesConfig, load_config
 from .errors import ConfigError
@@ -40,7 +41,7 @@ def build_accessor(location: LocationConfig) -> TransferAccessor:
         if accessor is None:
             try:
                 accessor = accessor_class(location.accessor).from_options(options)
-            except (TypeError, ValueError) as error:
+            except (TypeError, ValueError, AccessorConfigurationError) as error:
                 raise ConfigError(f'location "{location.name}": {error}') from None
             _accessors[key] = accessor
         return accessor
@@ -109,8 +110,13 @@ def register(session: ftrack_api.Session, config_path: str | None = None, **_: A
     """
     if not isinstance(session, ftrack_api.Session):
         return
+    # Read here, not only in the handler: ftrack logs and swallows exceptions raised by
+    # event handlers, but lets those of register() out of Session(), which is where a
+    # broken sites config has to be reported.
+    load_config(config_path)
 
     def on_configure(event: Mapping[str, Any]) -> None:
+        # Read again (cached per file version) so session.reset() picks up edits.
         configure_locations(event["data"]["session"], load_config(config_path))
 
     session.event_hub.subscribe("topic=ftrack.api.session.configure-location", on_configure)

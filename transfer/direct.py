@@ -89,7 +89,9 @@ class Endpoints:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientAccessorError),
             wait=tenacity.wait_exponential_jitter(
-                initial=settings.retry_wait, max=settings.retry_max_wait
+                multiplier=settings.retry_wait,
+                max=settings.retry_max_wait,
+                jitter=settings.retry_wait,
             ),
             stop=tenacity.stop_after_attempt(settings.retries + 1),
             sleep=sleep,

@@ -299,7 +299,11 @@ class JobRunner:
         files = self.journal.files(job.id, ["pending"])
         direct = [f for f in files if f.backend == "direct"]
         accsyn = [f for f in files if f.backend == "accsyn"]
-        self.registrar.flush()  # containers whose members were all there already
+        # Files that landed before an interruption but whose registration had not been
+        # committed yet; then containers whose members were all there already.
+        for row in self.journal.files(job.id, ["done"]):
+            self.registrar.landed(row.destination, row.component_id)
+        self.registrar.flush()
         drivers = []
         if accsyn:
             from .accsyn_backend import AccsynDriver
@@ -418,9 +422,11 @@ class JobRunner:
     def file_landed(self, row: FileRow, digest: str | None, nbytes: int) -> None:
         """A file landed and verified; *nbytes* are its bytes not counted yet."""
         self._bytes_done += nbytes
-        self.journal.update_file(
-            row.id, status="done", digest=digest, bytes_sent=row.size, error=None
-        )
+        # bytes_sent keeps counting chunks sent again after an interruption, so it
+        # shows what a resume cost; files sent whole add their size here.
+        self.journal.update_file(row.id, status="done", digest=digest, error=None)
+        if nbytes:
+            self.journal.add_bytes_sent(row.id, nbytes)
         self._files_done += 1
         assert self.registrar is not None
         self.registrar.landed(row.destination, row.component_id)

@@ -504,6 +504,11 @@ class Journal:
                 "UPDATE files SET bytes_sent = bytes_sent + ? WHERE id = ?", (length, file_id)
             )
 
+    def add_bytes_sent(self, file_id: int, nbytes: int) -> None:
+        self._execute(
+            "UPDATE files SET bytes_sent = bytes_sent + ? WHERE id = ?", (nbytes, file_id)
+        )
+
     def chunks(self, file_id: int) -> list[tuple[int, int, bytes, str | None]]:
         rows = self._query(
             "SELECT offset, length, sha256, receipt FROM chunks WHERE file_id = ? ORDER BY offset",

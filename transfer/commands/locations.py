@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,5 +85,7 @@ def run(args: argparse.Namespace) -> int:
             failures += status != "reachable"
             row += [status, reason]
         table.add_row(*row)
-    Console(width=200).print(table)
+    # A terminal gets its own width; a pipe or a file gets rows that are never wrapped,
+    # so each location (and the reason it is not reachable) stays on one line for grep.
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
     return 1 if failures else 0

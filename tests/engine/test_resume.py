@@ -1,0 +1,124 @@
+"""A send killed with SIGKILL resumes from the journal: finished chunks are not sent
+again, and no partial file ever appears under its final name."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ftrack_transfer.transfer.journal import Journal
+
+from tests.fixtures.ftrack import wait_until
+from tests.fixtures.studio import StudioCase, partial_files
+
+SIZE = 40 * 1024**2
+
+
+def cli(studio: StudioCase, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, **studio.env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )  # fmt: skip
+
+
+def test_sigkill_mid_file_then_retry_resends_little_and_the_copy_is_exact(
+    studio: StudioCase,
+) -> None:
+    # A bandwidth cap makes the 40 MiB file take seconds, so the kill lands mid-file;
+    # two streams bound what can be in flight (and so re-sent) at the kill.
+    config = studio.config_path.read_text().replace(
+        "streams = 4", 'streams = 2\nbandwidth = "12MB/s"'
+    )
+    studio.config_path.write_text(config)
+    published = studio.publish(files={"main": SIZE})
+    source = published.files["main"][0]
+    process = cli(
+        studio,
+        "send",
+        "--from",
+        studio.names["hq"],
+        "--to",
+        studio.names["la"],
+        published.version_id,
+        "--wait",
+    )
+    journal = Journal(studio.config.journal_path())
+
+    def half_sent() -> bool:
+        jobs = journal.jobs()
+        if not jobs:
+            return False
+        files = journal.files(jobs[0].id)
+        return bool(files) and files[0].bytes_sent >= SIZE // 2
+
+    wait_until(half_sent, timeout=60, message="the send never reached half of the file")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    job = journal.jobs()[0]
+    killed_at = journal.files(job.id)[0].bytes_sent
+    final = studio.roots["la"] / "demo"
+    finals = [p for p in final.rglob("main.bin")] if final.exists() else []
+    assert finals == [], "a partial file appeared under its final name"
+    assert len(partial_files(studio.roots["la"])) == 1
+    assert journal.job(job.id).status == "running"
+
+    resumed = cli(studio, "retry", job.id, "--wait")
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+
+    row = journal.files(job.id)[0]
+    resent = row.bytes_sent - SIZE
+    assert resent <= 0.1 * SIZE, f"re-sent {resent} bytes of {SIZE} (killed at {killed_at})"
+    assert journal.job(job.id).status == "done"
+    assert studio.availability([published.components["main"]], "la") == [100.0]
+    copy = studio.read(published.components["main"], "la")[0]
+    assert hashlib.sha256(copy).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert partial_files(studio.roots["la"]) == []
+
+
+def test_a_job_whose_process_died_is_resumed_by_the_next_runner(studio: StudioCase) -> None:
+    """No Job is left running: the next serve (here: a runner) picks it up and ends it."""
+    published = studio.publish(files={"main": 3 * 1024**2}, sequences={"plate": (20, 2048)})
+    config = studio.config_path.read_text().replace(
+        "streams = 4", 'streams = 1\nbandwidth = "2MB/s"'
+    )
+    studio.config_path.write_text(config)
+    process = cli(
+        studio,
+        "send",
+        "--from",
+        studio.names["hq"],
+        "--to",
+        studio.names["cloud"],
+        published.version_id,
+        "--wait",
+    )
+    journal = Journal(studio.config.journal_path())
+    wait_until(
+        lambda: journal.jobs() and journal.progress(journal.jobs()[0].id).files_done >= 3,
+        timeout=60,
+    )
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    job = journal.jobs()[0]
+    session = studio.session()
+    assert session.get("Job", job.ftrack_job_id)["status"] == "running"
+    studio.config_path.write_text(config.replace('bandwidth = "2MB/s"', ""))
+
+    from ftrack_transfer.transfer.engine import JobRunner
+    from ftrack_transfer.transfer.ftrack_session import session_factory
+
+    resumable = [j.id for j in journal.resumable_jobs()]
+    assert resumable == [job.id]
+    started = time.monotonic()
+    status = JobRunner(journal, studio.config, session_factory(), job.id).run()
+    assert status == "done", journal.job(job.id).message
+    assert time.monotonic() - started < 60
+    fresh = studio.session()
+    assert fresh.get("Job", job.ftrack_job_id)["status"] == "done"
+    assert studio.availability(list(published.components.values()), "cloud") == [100.0, 100.0]
