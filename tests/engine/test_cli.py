@@ -1,0 +1,131 @@
+"""``ftrack-transfer send | status | retry | cancel`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from ftrack_transfer.transfer.journal import Journal
+
+from tests.fixtures.ftrack import wait_until
+from tests.fixtures.storage import read_only_directory
+from tests.fixtures.studio import StudioCase, partial_files
+
+
+def cli(studio: StudioCase, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", *args],
+        env={**os.environ, **studio.env, "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def start(studio: StudioCase, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", *args],
+        env={**os.environ, **studio.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCase) -> None:
+    hq, la = studio.names["hq"], studio.names["la"]
+    studio.session()  # the studio's locations now exist in ftrack, as in any studio
+    before = studio.server.stats
+    cases = {
+        ("send", "--from", "nowhere", "--to", la, "demo/sq010/sh0010"): (
+            f'ftrack-transfer send: unknown location "nowhere"; configured locations: '
+        ),
+        ("send", "--from", hq, "--to", hq, "demo/sq010/sh0010"): (
+            f"ftrack-transfer send: source and destination are the same location ({hq}); choose another destination"
+        ),
+        ("send", "--from", hq, "--to", la, "demo/sq010/sh9999"): (
+            "ftrack-transfer send: unknown entity 'demo/sq010/sh9999': no project or context has that path; "
+            "use an id or a path like demo/sq010/sh0010/compositing"
+        ),
+        ("send", "--from", hq, "--to", la, "12345678-1234-1234-1234-123456789abc"): (
+            "ftrack-transfer send: unknown entity id 12345678-1234-1234-1234-123456789abc: no project, context, "
+            "version, component, list or asset has it in ftrack"
+        ),
+        ("status", "0000nosuchjob"): "ftrack-transfer status: no job \"0000nosuchjob\" in journal",
+    }
+    for args, message in cases.items():
+        result = cli(studio, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith(message), (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert (studio.server.stats - before).write_requests == 0
+
+
+def test_nothing_to_send_and_missing_at_source_are_explained(studio: StudioCase) -> None:
+    published = studio.publish(files={"main": 100})
+    hq, la = studio.names["hq"], studio.names["la"]
+    result = cli(studio, "send", "--from", la, "--to", hq, published.version_id, "--wait")
+    assert result.returncode == 0, result.stderr
+    assert f"nothing to send: 0 components (0 files, 0 B) from {la} to {hq}; 1 not available at {la}" in result.stderr
+    first = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    assert first.returncode == 0, first.stderr
+    again = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    assert f"nothing to send: 0 components (0 files, 0 B) from {hq} to {la}; 1 already at {la}" in again.stderr
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(studio: StudioCase) -> None:
+    published = studio.publish(files={"main": 2048}, sequences={"plate": (12, 512)})
+    before = studio.server.stats
+    result = cli(studio, "send", "--from", studio.names["hq"], "--to", studio.names["la"], published.version_id, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Plan: 2 components (13 files, 8.0 KiB)" in result.stdout
+    assert "send to demo/sq010/sh0010/" in result.stdout
+    assert (studio.server.stats - before).write_requests == 0
+    assert studio.journal().jobs() == []
+
+
+def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) -> None:
+    published = studio.publish(files={"main": 3000}, sequences={"plate": (4, 100)})
+    hq, la = studio.names["hq"], studio.names["la"]
+    first = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    assert first.returncode == 0
+    more = studio.publish(files={"main": 4000, "extra": 10})
+    with read_only_directory(studio.roots["la"] / "demo" / "sq010" / "sh0010"):
+        failed = cli(studio, "send", "--from", hq, "--to", la, more.version_id, "--wait")
+    assert failed.returncode == 1
+    assert "failed: 2 of 2 files failed" in failed.stderr
+    journal = Journal(studio.config.journal_path())
+    job = journal.jobs()[0]
+    status = cli(studio, "status", job.id)
+    assert f"job {job.id} failed" in status.stdout and "failed files" in status.stdout
+    listing = cli(studio, "status")
+    assert job.id in listing.stdout and "done" in listing.stdout
+    retried = cli(studio, "retry", job.id, "--wait")
+    assert retried.returncode == 0, retried.stderr
+    assert "retrying job" in retried.stdout and "2 failed files queued again" in retried.stdout
+    assert journal.job(job.id).status == "done"
+    assert studio.availability(list(more.components.values()), "la") == [100.0, 100.0]
+    session = studio.session()
+    assert session.get("Job", job.ftrack_job_id)["status"] == "done"
+
+
+def test_cancel_stops_a_running_send_cleanly(studio: StudioCase) -> None:
+    config = studio.config_path.read_text().replace("streams = 4", 'streams = 2\nbandwidth = "3MB/s"')
+    studio.config_path.write_text(config)
+    published = studio.publish(files={"big": 24 * 1024**2, "small": 1000})
+    process = start(studio, "send", "--from", studio.names["hq"], "--to", studio.names["la"], published.version_id, "--wait")
+    journal = Journal(studio.config.journal_path())
+    wait_until(lambda: journal.jobs() and journal.progress(journal.jobs()[0].id).files_done >= 1, timeout=60)
+    wait_until(lambda: partial_files(studio.roots["la"]), timeout=30)
+    job = journal.jobs()[0]
+    result = cli(studio, "cancel", job.id)
+    assert result.returncode == 0, result.stderr
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert journal.job(job.id).status == "cancelled"
+    assert "cancelled by pipeline; 1 of 2 components arrived and stay available" in journal.job(job.id).message
+    session = studio.session()
+    ftrack_job = session.get("Job", job.ftrack_job_id)
+    assert ftrack_job["status"] == "failed"
+    assert "cancelled by pipeline" in json.loads(ftrack_job["data"])["description"]
+    assert partial_files(studio.roots["la"]) == []
+    assert studio.availability([published.components["small"]], "la") == [100.0]
+    assert studio.availability([published.components["big"]], "la") == [0.0]
