@@ -280,7 +280,10 @@ class JobRunner:
 
     def _execute(self, job: Job, locations: dict[str, Any]) -> str:
         self.job = job
-        self.registrar = Registrar(self.session, self.journal, job.id, locations, self.subscribers)
+        self.registrar = Registrar(
+            self.session, self.journal, job.id, locations, self.subscribers,
+            interval=self.config.transfer.job_update_interval,
+        )  # fmt: skip
         progress = self.journal.progress(job.id)
         self._bytes_done = progress.bytes_done
         self._files_done = progress.files_done
