@@ -83,12 +83,18 @@ class WebUI:
         return replies
 
     def discover(
-        self, selection: Sequence[Mapping[str, str]], timeout: float = 10.0
+        self, selection: Sequence[Mapping[str, str]], timeout: float = 3.0
     ) -> list[dict[str, Any]]:
-        """The action items offered for *selection* (``[{"entityId", "entityType"}]``)."""
-        replies = self._ask(
-            "ftrack.action.discover", {"selection": list(selection)}, timeout, settle=0.2
-        )
+        """The action items offered for *selection* (``[{"entityId", "entityType"}]``).
+
+        As in the browser, an action that does not answer is simply not offered.
+        """
+        try:
+            replies = self._ask(
+                "ftrack.action.discover", {"selection": list(selection)}, timeout, settle=0.2
+            )
+        except NoReply:
+            return []
         return [item for reply in replies for item in reply.get("items", [])]
 
     def launch(
