@@ -294,7 +294,7 @@ def test_serve_restarted_in_the_middle_of_a_send_finishes_it(studio, web_ui) -> 
 def test_only_one_serve_per_journal(studio, serve) -> None:
     second = Service(studio.config, journal=studio.journal())
     with pytest.raises(
-        Exception, match="another serve is already running on journal .*stop it first"
+        Exception, match=r"another serve is already running on journal .*stop it first"
     ):
         second.start()
 
