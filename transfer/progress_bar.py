@@ -22,7 +22,7 @@ class ProgressBar(Subscriber):
     """Shows one job's bytes, files, speed and ETA; prints the final message."""
 
     def __init__(self, console: Console | None = None, label: str = "") -> None:
-        self.console = console or Console(file=sys.stderr)
+        self.console = console or Console(file=sys.stderr, soft_wrap=True)
         self.label = label
         self.progress = Progress(
             TextColumn("{task.description}"),

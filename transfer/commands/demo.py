@@ -27,4 +27,4 @@ def run(args: argparse.Namespace) -> int:
             f"the demo needs the sandbox extras ({error.name} is missing); "
             "install them with: pip install 'ftrack-transfer[sandbox]'"
         ) from None
-    return Demo(args.dir, Console(), fast=args.fast).run(keep=args.keep)
+    return Demo(args.dir, Console(soft_wrap=True), fast=args.fast).run(keep=args.keep)

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     journal = Journal(config.journal_path())
-    console = Console()
+    console = Console(soft_wrap=True)
     job = journal.job(args.job)
     if args.command == "cancel":
         username = os.environ.get("FTRACK_API_USER") or getpass.getuser()

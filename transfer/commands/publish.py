@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     destination = return_target(config, args.location, args.to)
-    console = Console()
+    console = Console(soft_wrap=True)
     session = open_session(connect_event_hub=True)
     try:
         published = publish(

@@ -36,7 +36,7 @@ def run_here(journal: Journal, config: SitesConfig, job_id: str, console: Consol
     try:
         runner = JobRunner(
             journal, config, session_factory(connect_event_hub=True), job_id,
-            subscribers=[ProgressBar(Console(stderr=True), f"job {job_id}"), LogSubscriber()], stop=stop,
+            subscribers=[ProgressBar(Console(stderr=True, soft_wrap=True), f"job {job_id}"), LogSubscriber()], stop=stop,
         )  # fmt: skip
         try:
             return runner.run()
@@ -49,7 +49,7 @@ def run_here(journal: Journal, config: SitesConfig, job_id: str, console: Consol
 
 def follow(journal: Journal, job_id: str, console: Console, timeout: float | None = None) -> str:
     """Show a job run by serve until it ends, from the journal."""
-    bar = ProgressBar(Console(stderr=True), f"job {job_id}")
+    bar = ProgressBar(Console(stderr=True, soft_wrap=True), f"job {job_id}")
     meter = RateMeter()
     started = False
     last = 0

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise SelectionError(
             f"source and destination are the same location ({args.source}); choose another destination"
         )
-    console = Console()
+    console = Console(soft_wrap=True)
     session = open_session()
     try:
         selection = resolve(session, args.entities)
