@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import ftrack_api.exception
 import ftrack_api.structure.base
 
 from ..accessors.errors import UnsafeResourceIdentifierError
 from ..accessors.paths import safe_relative
-from .template import TemplateStructure
+from .template import StructureError, TemplateStructure
 
 
 def _is_local_path(path: str) -> bool:
@@ -44,7 +43,7 @@ class MirrorStructure(ftrack_api.structure.base.Structure):
         if self.fallback is not None and (not source or _is_local_path(source)):
             return self.fallback.get_resource_identifier(entity, context)
         if not source:
-            raise ftrack_api.exception.StructureError(
+            raise StructureError(
                 f'Mirror structure cannot place component "{entity["name"]}" ({entity["id"]}): '
                 "it has no path at the source location to mirror; send it from a location "
                 "where it is available."
@@ -52,7 +51,7 @@ class MirrorStructure(ftrack_api.structure.base.Structure):
         try:
             relative = safe_relative(source)
         except UnsafeResourceIdentifierError as error:
-            raise ftrack_api.exception.StructureError(
+            raise StructureError(
                 f'Mirror structure cannot place component "{entity["name"]}" ({entity["id"]}): '
                 f"its source path {source!r} cannot be mirrored ({error.reason})."
             ) from None

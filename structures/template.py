@@ -51,6 +51,18 @@ FIELDS = (
 _UNSAFE = re.compile(r"[^\w.-]", re.ASCII)
 
 
+class StructureError(ftrack_api.exception.StructureError):
+    """ftrack's StructureError, shown exactly as written.
+
+    ftrack's ``Error.__str__`` runs ``str.format`` over the message, so a message naming
+    the ``{task}`` field, or a component called ``comp{1}``, would raise instead of
+    being shown.
+    """
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def sanitise(value: str, substitute: str = "_") -> str:
     """A single safe path element: ASCII letters, digits, ``.``, ``-``, ``_``."""
     folded = unicodedata.normalize("NFKD", value)
@@ -121,7 +133,7 @@ class TemplateStructure(ftrack_api.structure.base.Structure):
         if entity_type == "ContainerComponent":
             return self._render("container", entity)
         if entity_type != "FileComponent":
-            raise ftrack_api.exception.StructureError(
+            raise StructureError(
                 f"Template structure cannot place a {entity_type}; it places components only."
             )
         container = entity["container"]
@@ -175,9 +187,9 @@ class _Fields(dict):
         self[key] = value
         return value
 
-    def _fail(self, missing: str) -> ftrack_api.exception.StructureError:
+    def _fail(self, missing: str) -> StructureError:
         component = self.component
-        return ftrack_api.exception.StructureError(
+        return StructureError(
             f'Template structure cannot place component "{component["name"]}" ({component["id"]}): '
             f"{missing}."
         )

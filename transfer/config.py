@@ -80,12 +80,14 @@ _LOCATION_FIELDS = {
 
 def default_config_path() -> Path:
     """The per-user default: ``<user config dir>/ftrack-transfer/sites.toml``."""
-    return Path(platformdirs.user_config_dir("ftrack-transfer")) / "sites.toml"
+    # appauthor=False: on Windows, %LOCALAPPDATA%\ftrack-transfer rather than the
+    # vendor-named ...\ftrack-transfer\ftrack-transfer.
+    return Path(platformdirs.user_config_dir("ftrack-transfer", appauthor=False)) / "sites.toml"
 
 
 def default_journal_path() -> Path:
     """The per-user default journal: ``<user data dir>/ftrack-transfer/journal.sqlite``."""
-    return Path(platformdirs.user_data_dir("ftrack-transfer")) / "journal.sqlite"
+    return Path(platformdirs.user_data_dir("ftrack-transfer", appauthor=False)) / "journal.sqlite"
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -661,6 +663,13 @@ class _Parser:
         for key, value in table.items():
             kind = self._TRANSFER_KINDS.get(key)
             field = field_prefix + key
+            if location is not None and key == "job_update_interval":
+                # Every job has one ftrack Job entity, updated by one loop.
+                raise self.fail(
+                    "set it in [transfer]: it applies to every job, not per location",
+                    location,
+                    field,
+                )
             if kind is None:
                 if _looks_secret(key):
                     raise self.fail(_CREDENTIALS_ELSEWHERE, location, field)
