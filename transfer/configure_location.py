@@ -98,6 +98,8 @@ def configure_locations(
         entity.structure = build_structure(loc.structure.name, loc.structure.options)
         entity.priority = loc.priority
         configured[loc.name] = entity
+    # Remembered on the session, so product code using it does not configure again.
+    session.ftrack_transfer_locations = (config.path, configured)
     logger.debug("configured locations: %s", ", ".join(configured))
     return configured
 

@@ -154,7 +154,10 @@ def configured_locations(session: Any, config: SitesConfig, names: Sequence[str]
     """The Location entities of *names*, with accessors; a clear error for unusable ones."""
     from .configure_location import configure_locations
 
-    configured = configure_locations(session, config)
+    known = getattr(session, "ftrack_transfer_locations", None)
+    configured = (
+        known[1] if known and known[0] == config.path else configure_locations(session, config)
+    )
     for name in names:
         config.location(name)  # raises for a location missing from the sites config
         location = configured.get(name)

@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ftrack_api
@@ -83,7 +83,7 @@ class Service:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._messages: queue.Queue[tuple[str, str, bool]] = queue.Queue()
-        self._pending_returns: dict[str, set[str]] = {}
+        self._pending_returns: dict[tuple[int, str], set[str]] = {}
         self._last_return_event = 0.0
         self._schedule_threads: dict[str, threading.Thread] = {}
         self.listener: ftrack_api.Session | None = None
@@ -239,10 +239,9 @@ class Service:
         component_id = event["data"].get("component_id")
         if not location or not component_id:
             return
-        for rule in self.config.auto_return:
+        for index, rule in enumerate(self.config.auto_return):
             if fnmatch.fnmatchcase(location, rule.source) and rule.destination != location:
-                key = f"{location}\n{rule.destination}"
-                self._pending_returns.setdefault(key, set()).add(component_id)
+                self._pending_returns.setdefault((index, location), set()).add(component_id)
                 self._last_return_event = time.monotonic()
 
     def _flush_returns(self) -> None:
@@ -252,8 +251,9 @@ class Service:
             return
         pending, self._pending_returns = self._pending_returns, {}
         assert self.listener is not None
-        for pair, component_ids in pending.items():
-            source, destination = pair.split("\n")
+        for (index, source), component_ids in pending.items():
+            rule = self.config.auto_return[index]
+            destination = rule.destination
             top_level: set[str] = set()
             for batch in chunks(sorted(component_ids)):
                 for row in self.listener.query(
@@ -266,9 +266,8 @@ class Service:
                 if self.journal.remember_event(f"return:{c}:{destination}")
             ]
             if fresh:
-                self._submit_auto(
-                    source, destination, [EntityRef("Component", c) for c in fresh], "auto-return"
-                )
+                selection = [EntityRef("Component", c) for c in fresh]
+                self._submit_auto(source, destination, selection, "auto-return", rule.filters)
 
     def _submit_auto(
         self,
@@ -276,6 +275,7 @@ class Service:
         destination: str,
         selection: list[EntityRef],
         origin: str,
+        filters: Mapping[str, Any] | None = None,
         title: str = "",
     ) -> str:
         job_id = submit(
@@ -287,6 +287,7 @@ class Service:
             username=None,
             user_id=None,
             title=title or f"Auto-return {source} to {destination}",
+            filters=Filters.from_mapping(filters) if filters else None,
             require_at_source=True,
         )
         logger.info(
@@ -314,13 +315,21 @@ class Service:
                 if (name, (rule.destination,)) in busy or rule.destination not in self.locations:
                     continue
                 destination_id = self.locations[rule.destination]["id"]
+                # The rule's filter is part of the query, so a component it excludes
+                # never turns into an empty job at every scan.
+                narrowing = Filters.from_mapping(rule.filters).expression()
                 rows = session.query(
                     f'select id from Component where component_locations any (location_id is "{location["id"]}") '
                     f'and not component_locations any (location_id is "{destination_id}") and container_id is none'
+                    f"{narrowing}"
                 ).all()
                 if rows:
                     selection = [EntityRef("Component", row["id"]) for row in rows]
-                    jobs.append(self._submit_auto(name, rule.destination, selection, "auto-return"))
+                    jobs.append(
+                        self._submit_auto(
+                            name, rule.destination, selection, "auto-return", rule.filters
+                        )
+                    )
         return jobs
 
     # ------------------------------------------------------------------ auto-send
