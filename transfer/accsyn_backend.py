@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import tenacity
-
 from .errors import UserError
 from .journal import FileRow, Job
+from .retry import Cancelled, retry
 
 if TYPE_CHECKING:
     from .engine import JobRunner
@@ -93,28 +92,13 @@ class AccsynDriver:
 
     def call(self, what: str, operation: Callable[[], T]) -> T:
         """An accsyn call with retries on transient errors (the client has none)."""
-        settings = self.runner.config.transfer
-
-        def sleep(seconds: float) -> None:
-            self.runner.interrupt.wait(seconds)
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(is_transient),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=settings.retry_wait,
-                max=settings.retry_max_wait,
-                jitter=settings.retry_wait,
-            ),
-            stop=tenacity.stop_after_attempt(settings.retries + 1),
-            sleep=sleep,
-            reraise=True,
-            before_sleep=lambda state: logger.info(
-                "accsyn %s failed (%s); retrying",
-                what,
-                state.outcome.exception() if state.outcome else "?",
-            ),
+        return retry(
+            operation,
+            self.runner.config.transfer,
+            transient=is_transient,
+            interrupt=self.runner.interrupt,
+            what=f"accsyn {what}",
         )
-        return retrying(operation)
 
     def party(self, name: str) -> str:
         party = self.config.location(name).accsyn_party
@@ -179,6 +163,8 @@ class AccsynDriver:
             tasks = self.call(
                 "list tasks", lambda: self.session.find("Task", entityid=transfer["id"])
             )
+        except Cancelled:
+            return  # stopping: files not submitted stay pending and go on resume
         except Exception as error:
             for row in rows:
                 self._failed(row.id, f"accsyn refused the transfer: {error}")

@@ -24,8 +24,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import tenacity
-
 from ..accessors.base import (
     ChunkedWrite,
     RangedRead,
@@ -39,12 +37,9 @@ from ..accessors.base import (
 from ..accessors.errors import OperationFailedError, TransientAccessorError, VerificationError
 from .bandwidth import BandwidthLimiter
 from .config import TransferSettings
+from .retry import Cancelled, retry
 
 T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """The job was cancelled or the process is shutting down; the file stays resumable."""
 
 
 @dataclasses.dataclass
@@ -79,25 +74,13 @@ class Endpoints:
     # ------------------------------------------------------------------ retries
 
     def retry(self, operation: Callable[[], T]) -> T:
-        """Run *operation*, retrying transient failures with backoff, interruptibly."""
-        settings = self.settings
-
-        def sleep(seconds: float) -> None:
-            if self.cancelled.wait(seconds):
-                raise Cancelled()
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientAccessorError),
-            wait=tenacity.wait_exponential_jitter(
-                multiplier=settings.retry_wait,
-                max=settings.retry_max_wait,
-                jitter=settings.retry_wait,
-            ),
-            stop=tenacity.stop_after_attempt(settings.retries + 1),
-            sleep=sleep,
-            reraise=True,
+        """Run *operation*, retrying transient accessor failures with backoff."""
+        return retry(
+            operation,
+            self.settings,
+            transient=lambda error: isinstance(error, TransientAccessorError),
+            interrupt=self.cancelled,
         )
-        return retrying(operation)
 
     def _check(self) -> None:
         if self.cancelled.is_set():

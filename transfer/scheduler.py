@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 from ..accessors.base import WrittenChunk
 from ..accessors.errors import TransientAccessorError, VerificationError
-from .direct import Cancelled, Endpoints, offsets
+from .direct import Endpoints, offsets
+from .retry import Cancelled
 
 logger = logging.getLogger(__name__)
 
