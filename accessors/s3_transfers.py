@@ -1,0 +1,523 @@
+"""Multipart writes and server-side copies for the S3 accessor.
+
+Chunked writes are multipart uploads: every part carries its SHA-256
+(``ChecksumSHA256``), so S3 verifies each part as it arrives, and the write token holds
+the chunk size and the upload id (part number = offset // chunk size + 1). The commit
+checks S3's parts against the engine's digests before completing, so nothing becomes
+visible when they differ, then compares the composite checksum S3 reports and deletes
+the object if that differs. Copies inside one endpoint never move bytes through this
+process: CopyObject, or UploadPartCopy ranges in parallel for large objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import hashlib
+import mimetypes
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import botocore.exceptions as be
+
+from . import paths, writes
+from .base import (
+    ChunkedWrite,
+    ChunkRules,
+    ServerSideCopy,
+    TransferAccessor,
+    VerifyLevel,
+    WrittenChunk,
+    chunk_digest,
+)
+from .errors import ResourceInvalidError, ResourceNotFoundError, VerificationError
+from .s3_errors import error_code
+
+T = TypeVar("T")
+
+_MiB = 1024 * 1024
+MIN_PART = 5 * _MiB
+MAX_PARTS = 10_000
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+class S3Transfers(ChunkedWrite, ServerSideCopy):
+    """The ChunkedWrite and ServerSideCopy capabilities of :class:`~.s3.S3Accessor`.
+
+    A mixin: it works through the accessor's client (``_call``), keys and reads.
+    """
+
+    chunk_rules = ChunkRules(min_chunk_size=MIN_PART, max_chunks=MAX_PARTS)
+    #: Objects up to this size are copied with one CopyObject (S3 allows up to 5 GiB),
+    #: larger ones with parallel UploadPartCopy ranges of ``copy_part_size``.
+    copy_threshold = 256 * _MiB
+    copy_part_size = 128 * _MiB
+    copy_threads = 8
+
+    if TYPE_CHECKING:  # provided by the accessor
+        bucket: str
+        read_block_size: int
+
+        def describe(self) -> str: ...
+        def storage_key(self) -> str: ...
+        def _key(self, resource_identifier: str) -> str: ...
+        def _call(
+            self, operation: str, resource_identifier: str, work: Callable[[Any], T]
+        ) -> T: ...
+        def _head(self, resource_identifier: str) -> dict[str, Any] | None: ...
+        def read_range(self, resource_identifier: str, offset: int, length: int) -> bytes: ...
+        def stat(self, resource_identifier: str) -> Any: ...
+        def make_container(self, resource_identifier: str, recursive: bool = True) -> None: ...
+
+    # -- ChunkedWrite --------------------------------------------------------------------
+
+    def _parse_token(self, resource_identifier: str, token: str) -> tuple[int, str]:
+        size, _, upload_id = str(token).partition(":")
+        if not size.isdigit() or not upload_id or int(size) <= 0:
+            raise ResourceInvalidError(
+                f"Write token {token!r} for {resource_identifier!r} is not one this accessor "
+                "issued; start the write again with begin_write",
+                "write",
+                resource_identifier,
+            )
+        return int(size), upload_id
+
+    def _content_type(self, resource_identifier: str) -> dict[str, str]:
+        guessed, _ = mimetypes.guess_type(resource_identifier)
+        return {"ContentType": guessed} if guessed else {}
+
+    def begin_write(self, resource_identifier: str, size: int, chunk_size: int) -> str:
+        if not paths.safe_relative(resource_identifier):
+            raise ResourceInvalidError(
+                f"Cannot write the root of {self.describe()} as a file",
+                "write",
+                resource_identifier,
+            )
+        if chunk_size < MIN_PART and size > chunk_size:
+            raise ResourceInvalidError(
+                f"Cannot write {resource_identifier!r} on {self.describe()} in chunks of "
+                f"{chunk_size} bytes: S3 parts must be at least 5 MiB (except the last)",
+                "write",
+                resource_identifier,
+            )
+        if size > chunk_size * MAX_PARTS:
+            raise ResourceInvalidError(
+                f"Cannot write {resource_identifier!r} on {self.describe()}: {size} bytes in "
+                f"chunks of {chunk_size} is more than S3's {MAX_PARTS} parts",
+                "write",
+                resource_identifier,
+            )
+        # Parents get markers as directories would: they outlive the file's removal.
+        if paths.parent(resource_identifier):
+            self.make_container(paths.parent(resource_identifier))
+        key = self._key(resource_identifier)
+        response = self._call(
+            "write",
+            resource_identifier,
+            lambda c: c.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ChecksumAlgorithm="SHA256",
+                **self._content_type(resource_identifier),
+            ),
+        )
+        return f"{chunk_size}:{response['UploadId']}"
+
+    def write_chunk(
+        self,
+        resource_identifier: str,
+        token: str,
+        offset: int,
+        data: bytes | memoryview,
+        sha256: bytes,
+    ) -> str | None:
+        chunk_size, upload_id = self._parse_token(resource_identifier, token)
+        if offset % chunk_size:
+            raise ResourceInvalidError(
+                f"Cannot write {resource_identifier!r} at byte {offset}: chunks of this write "
+                f"start at multiples of {chunk_size}",
+                "write",
+                resource_identifier,
+            )
+        part = offset // chunk_size + 1
+        key = self._key(resource_identifier)
+        response = self._call(
+            "write",
+            resource_identifier,
+            lambda c: c.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=part,
+                Body=bytes(data),
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(sha256),
+            ),
+        )
+        # The receipt keeps what S3 acknowledged, for a commit in another process.
+        return f"{response['ETag']} {response.get('ChecksumSHA256') or b64(sha256)}"
+
+    def commit_write(
+        self,
+        resource_identifier: str,
+        token: str,
+        size: int,
+        chunks: Sequence[WrittenChunk],
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        chunk_size, upload_id = self._parse_token(resource_identifier, token)
+        key = self._key(resource_identifier)
+        try:
+            ordered = writes.check_coverage(resource_identifier, size, chunks, self.describe())
+            if size == 0:
+                self.abort_write(resource_identifier, token)
+                self.put_small(resource_identifier, b"", chunk_digest(b""), verify)
+                return
+            try:
+                stored = self._list_parts(resource_identifier, key, upload_id)
+            except ResourceNotFoundError:
+                head = self._head(resource_identifier)
+                if head is not None and int(head["ContentLength"]) == size:
+                    return  # completed already: a retried commit after a lost reply
+                raise
+            parts = self._check_parts(resource_identifier, ordered, chunk_size, stored)
+        except VerificationError:
+            self.abort_write(resource_identifier, token)
+            raise
+        self._call(
+            "commit",
+            resource_identifier,
+            lambda c: c.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            ),
+        )
+        try:
+            self._verify_object(resource_identifier, size, ordered, verify, composite=True)
+        except VerificationError:
+            self._call(
+                "remove",
+                resource_identifier,
+                lambda c: c.delete_object(Bucket=self.bucket, Key=key),
+            )
+            raise
+
+    def _list_parts(self, resource_identifier: str, key: str, upload_id: str) -> dict[int, Any]:
+        def work(client: Any) -> dict[int, Any]:
+            parts: dict[int, Any] = {}
+            paginator = client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    parts[int(part["PartNumber"])] = part
+            return parts
+
+        return self._call("commit", resource_identifier, work)
+
+    def _check_parts(
+        self,
+        resource_identifier: str,
+        ordered: Sequence[WrittenChunk],
+        chunk_size: int,
+        stored: dict[int, Any],
+    ) -> list[dict[str, Any]]:
+        """Match S3's parts with the engine's chunks; return CompleteMultipartUpload's list."""
+        parts = []
+        for chunk in ordered:
+            number = chunk.offset // chunk_size + 1
+            found = stored.get(number)
+            receipt_etag, _, receipt_sum = (chunk.receipt or "").partition(" ")
+            problem = None
+            if chunk.offset % chunk_size:
+                problem = f"starts at byte {chunk.offset}, not at a multiple of {chunk_size}"
+            elif found is None:
+                problem = "was never uploaded"
+            elif int(found["Size"]) != chunk.length:
+                problem = f"holds {found['Size']} bytes, {chunk.length} expected"
+            else:
+                # Real S3 lists each part's verified checksum; where a service does not,
+                # the checksum it acknowledged on upload (the receipt) stands in.
+                held = found.get("ChecksumSHA256") or receipt_sum or None
+                if held is not None and held != b64(chunk.sha256):
+                    problem = "differs from the source (SHA-256 mismatch)"
+            if problem:
+                raise VerificationError(
+                    f"Cannot commit {resource_identifier!r} on {self.describe()}: part {number} "
+                    f"(byte {chunk.offset}) {problem}",
+                    "commit_write",
+                    resource_identifier,
+                )
+            parts.append(
+                {
+                    "PartNumber": number,
+                    "ETag": found["ETag"] or receipt_etag,
+                    "ChecksumSHA256": b64(chunk.sha256),
+                }
+            )
+        return parts
+
+    def _verify_object(
+        self,
+        resource_identifier: str,
+        size: int,
+        ordered: Sequence[WrittenChunk],
+        verify: VerifyLevel,
+        *,
+        composite: bool,
+    ) -> None:
+        head = self._head(resource_identifier)
+        found = int(head["ContentLength"]) if head else None
+        problem = None
+        if found != size:
+            problem = f"{found} bytes stored, {size} expected"
+        elif verify in ("checksum", "full") and head and head.get("ChecksumSHA256"):
+            digests = [c.sha256 for c in ordered]
+            expected = b64(hashlib.sha256(b"".join(digests)).digest()) if composite else None
+            if not composite and len(digests) == 1:
+                expected = b64(digests[0])
+            reported = str(head["ChecksumSHA256"]).partition("-")[0]
+            if expected is not None and reported != expected:
+                problem = "the checksum S3 computed differs from the source's (SHA-256 mismatch)"
+        if problem is None and verify == "full":
+            problem = self._read_back(resource_identifier, ordered)
+        if problem:
+            raise VerificationError(
+                f"Cannot commit {resource_identifier!r} on {self.describe()}: {problem}",
+                "commit_write",
+                resource_identifier,
+            )
+
+    def _read_back(self, resource_identifier: str, ordered: Sequence[WrittenChunk]) -> str | None:
+        def digest(chunk: WrittenChunk) -> bytes:
+            return chunk_digest(self.read_range(resource_identifier, chunk.offset, chunk.length))
+
+        workers = max(1, min(self.copy_threads, len(ordered)))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for chunk, found in zip(ordered, pool.map(digest, ordered), strict=True):
+                if found != chunk.sha256:
+                    return f"the data read back at byte {chunk.offset} differs from the source"
+        return None
+
+    def abort_write(self, resource_identifier: str, token: str) -> None:
+        _, upload_id = self._parse_token(resource_identifier, token)
+        key = self._key(resource_identifier)
+
+        def work(client: Any) -> None:
+            try:
+                client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except be.ClientError as error:
+                if error_code(error) != "NoSuchUpload":
+                    raise
+
+        self._call("abort", resource_identifier, work)
+
+    def put_small(
+        self,
+        resource_identifier: str,
+        data: bytes,
+        sha256: bytes,
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        """One PutObject carrying the SHA-256: S3 stores the object only if it matches."""
+        if not paths.safe_relative(resource_identifier):
+            raise ResourceInvalidError(
+                f"Cannot write the root of {self.describe()} as a file",
+                "write",
+                resource_identifier,
+            )
+        key = self._key(resource_identifier)
+        response = self._call(
+            "write",
+            resource_identifier,
+            lambda c: c.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(sha256),
+                **self._content_type(resource_identifier),
+            ),
+        )
+        problem = None
+        reported = response.get("ChecksumSHA256")
+        if verify in ("checksum", "full") and reported and reported != b64(sha256):
+            problem = "the checksum S3 computed differs from the source's (SHA-256 mismatch)"
+        elif verify == "full":
+            try:
+                found = self.read_range(resource_identifier, 0, len(data) + 1)
+            except VerificationError:
+                found = None
+            if found is None or chunk_digest(found) != sha256:
+                problem = "the data read back differs from the source"
+        if problem:
+            self._call(
+                "remove",
+                resource_identifier,
+                lambda c: c.delete_object(Bucket=self.bucket, Key=key),
+            )
+            raise VerificationError(
+                f"Cannot write {resource_identifier!r} on {self.describe()}: {problem}",
+                "put_small",
+                resource_identifier,
+            )
+
+    # -- ServerSideCopy ------------------------------------------------------------------
+
+    def can_copy_from(self, source: TransferAccessor) -> bool:
+        return isinstance(source, S3Transfers) and source.storage_key() == self.storage_key()
+
+    def copy_from(
+        self,
+        source: TransferAccessor,
+        source_identifier: str,
+        resource_identifier: str,
+        size: int,
+        verify: VerifyLevel = "checksum",
+    ) -> None:
+        if not isinstance(source, S3Transfers):
+            raise ResourceInvalidError(
+                f"Cannot copy to {self.describe()} from {source.describe()}: not S3",
+                "copy",
+                resource_identifier,
+            )
+        head = source._head(source_identifier)
+        if head is None:
+            raise ResourceNotFoundError(
+                f"Cannot copy {source_identifier!r} from {source.describe()}: no such file",
+                "copy",
+                source_identifier,
+            )
+        if int(head["ContentLength"]) != size:
+            raise VerificationError(
+                f"Cannot copy {source_identifier!r} from {source.describe()}: it holds "
+                f"{head['ContentLength']} bytes, {size} expected",
+                "copy",
+                source_identifier,
+            )
+        copy_source = {"Bucket": source.bucket, "Key": source._key(source_identifier)}
+        key = self._key(resource_identifier)
+        if size <= self.copy_threshold:
+            self._call(
+                "copy",
+                resource_identifier,
+                lambda c: c.copy_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource=copy_source,
+                    CopySourceIfMatch=head["ETag"],
+                    ChecksumAlgorithm="SHA256",
+                ),
+            )
+        else:
+            self._copy_parts(resource_identifier, key, copy_source, head, size)
+        target = self._head(resource_identifier)
+        problem = None
+        if target is None or int(target["ContentLength"]) != size:
+            problem = f"{target and target['ContentLength']} bytes stored, {size} expected"
+        elif verify in ("checksum", "full"):
+            ours, theirs = stored_checksum(target), stored_checksum(head)
+            # Comparable only when both are whole-object checksums (0 parts).
+            if ours and theirs and ours[1] == theirs[1] == 0 and ours != theirs:
+                problem = "its checksum differs from the source's"
+            elif verify == "full" and self._content_digest(
+                resource_identifier
+            ) != source._content_digest(source_identifier):
+                problem = "the data read back differs from the source"
+        if problem:
+            self._call(
+                "remove",
+                resource_identifier,
+                lambda c: c.delete_object(Bucket=self.bucket, Key=key),
+            )
+            raise VerificationError(
+                f"Copy of {source_identifier!r} to {resource_identifier!r} on {self.describe()} "
+                f"failed verification: {problem}",
+                "copy",
+                resource_identifier,
+            )
+
+    def _copy_parts(
+        self,
+        resource_identifier: str,
+        key: str,
+        copy_source: dict[str, str],
+        head: dict[str, Any],
+        size: int,
+    ) -> None:
+        part_size = self.chunk_rules.chunk_size_for(size, self.copy_part_size)
+        upload_id = self._call(
+            "copy",
+            resource_identifier,
+            lambda c: c.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ChecksumAlgorithm="SHA256",
+                **({"ContentType": head["ContentType"]} if head.get("ContentType") else {}),
+            ),
+        )["UploadId"]
+
+        def copy_part(number: int) -> dict[str, Any]:
+            start = (number - 1) * part_size
+            end = min(size, start + part_size) - 1
+            result = self._call(
+                "copy",
+                resource_identifier,
+                lambda c: c.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=copy_source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                    CopySourceIfMatch=head["ETag"],
+                ),
+            )["CopyPartResult"]
+            part = {"PartNumber": number, "ETag": result["ETag"]}
+            if result.get("ChecksumSHA256"):
+                part["ChecksumSHA256"] = result["ChecksumSHA256"]
+            return part
+
+        count = -(-size // part_size)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(min(self.copy_threads, count)) as pool:
+                parts = list(pool.map(copy_part, range(1, count + 1)))
+            self._call(
+                "copy",
+                resource_identifier,
+                lambda c: c.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                ),
+            )
+        except BaseException:
+            self.abort_write(resource_identifier, f"{part_size}:{upload_id}")
+            raise
+
+    def _content_digest(self, resource_identifier: str) -> bytes:
+        """SHA-256 of a whole object, read in ranged GETs (for "full" verification)."""
+        digest = hashlib.sha256()
+        size = self.stat(resource_identifier).size
+        for offset in range(0, size, self.read_block_size):
+            digest.update(self.read_range(resource_identifier, offset, self.read_block_size))
+        return digest.digest()
+
+
+def stored_checksum(head: dict[str, Any]) -> tuple[str, int] | None:
+    """``(base64 SHA-256, part count)`` S3 holds for an object; 0 parts: a whole-object hash.
+
+    S3 writes a multipart object's composite checksum as ``<base64>-<parts>``; some
+    S3-compatible services omit the suffix, but the ETag of a multipart object always
+    ends in ``-<parts>``.
+    """
+    value = head.get("ChecksumSHA256")
+    if not value:
+        return None
+    digest, _, parts = str(value).partition("-")
+    parts = parts or str(head.get("ETag", "")).strip('"').partition("-")[2]
+    return digest, int(parts) if parts.isdigit() else 0

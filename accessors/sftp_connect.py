@@ -1,0 +1,254 @@
+"""Opening one authenticated SFTP session: socket, SSH transport, host key, login.
+
+The socket is created here (not by paramiko) so ``TCP_NODELAY`` is set: without it,
+every request/response exchange waits on delayed ACKs. The host key is checked against
+a known_hosts file before any credential is offered; an unknown or changed key is
+refused with a message that says how to trust it. Only the SFTP subsystem is ever
+requested: no shell, no remote command.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import shlex
+import socket
+import threading
+
+import paramiko
+
+from . import sftp_io
+from .errors import AccessorConfigurationError
+
+#: Cipher preference: AES-GCM needs no separate MAC and costs far less CPU per byte
+#: (OpenSSH's sftp measured 1.6x faster with it than with its own default).
+PREFERRED_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
+# known_hosts stores RSA keys as "ssh-rsa"; the negotiated algorithms are these.
+_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where and how to log in; secret-free (the passphrase is read from the environment)."""
+
+    host: str
+    port: int
+    username: str
+    key_file: str | None
+    known_hosts: str
+    passphrase_env: str | None
+    use_agent: bool
+    connect_timeout: float
+    #: SSH channel window and packet size for the SFTP session (``None``: paramiko's).
+    window_size: int | None = None
+    max_packet_size: int | None = None
+
+    @property
+    def where(self) -> str:
+        return f"sftp {self.username}@{self.host}:{self.port}"
+
+    @property
+    def host_key_name(self) -> str:
+        """The name OpenSSH files this host's key under in known_hosts."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+class SftpConnection:
+    """One SSH transport with one SFTP channel, used by one thread at a time.
+
+    ``read_size`` and ``write_size`` are the largest requests this server takes
+    (``None`` where it announced no limits).
+    """
+
+    def __init__(
+        self,
+        transport: paramiko.Transport,
+        sftp: paramiko.SFTPClient,
+        limits: tuple[int, int] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.sftp = sftp
+        self.read_limit, self.write_limit = limits or (None, None)
+
+    def alive(self) -> bool:
+        return self.transport.is_active() and not self.sftp.sock.closed
+
+    def close(self) -> None:
+        try:
+            self.sftp.close()
+        finally:
+            self.transport.close()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """``SHA256:...``, the form ``ssh-keygen -l`` and OpenSSH's own prompts show."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class Connector:
+    """Opens :class:`SftpConnection` objects to one :class:`Endpoint`."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._key: paramiko.PKey | None = None
+        self._key_lock = threading.Lock()
+
+    def connect(self) -> SftpConnection:
+        ep = self.endpoint
+        try:
+            sock = socket.create_connection((ep.host, ep.port), timeout=ep.connect_timeout)
+        except socket.gaierror as error:
+            raise AccessorConfigurationError(
+                f"Cannot resolve the host of {ep.where}: {error.strerror or error}; "
+                "check the location's host option"
+            ) from error
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = ep.connect_timeout
+            transport.handshake_timeout = ep.connect_timeout
+            transport.auth_timeout = ep.connect_timeout
+            known = self._known_keys()
+            options = transport.get_security_options()
+            options.ciphers = _prefer(options.ciphers, PREFERRED_CIPHERS)
+            # Ask for the key type known_hosts has, as OpenSSH does; otherwise a server
+            # with several host keys may show one we cannot check.
+            wanted = [a for kind in known for a in _KEY_ALGORITHMS.get(kind, (kind,))]
+            options.key_types = _prefer(options.key_types, wanted)
+            transport.start_client(timeout=ep.connect_timeout)
+            self._check_host_key(transport.get_remote_server_key(), known)
+            self._authenticate(transport)
+            sftp = paramiko.SFTPClient.from_transport(
+                transport, window_size=ep.window_size, max_packet_size=ep.max_packet_size
+            )
+            if sftp is None:
+                raise paramiko.SSHException("the server refused the SFTP subsystem")
+            return SftpConnection(transport, sftp, sftp_io.server_limits(sftp))
+        except BaseException:
+            transport.close()
+            raise
+
+    # -- host key ----------------------------------------------------------------------
+
+    def _known_keys(self) -> dict[str, paramiko.PKey]:
+        """Keys recorded for this host, read afresh so a newly trusted key takes effect."""
+        path = os.path.expanduser(self.endpoint.known_hosts)
+        host_keys = paramiko.HostKeys()
+        try:
+            host_keys.load(path)
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            raise AccessorConfigurationError(
+                f"Cannot read known_hosts file {path} for {self.endpoint.where}: "
+                f"{error.strerror or error}"
+            ) from error
+        found = host_keys.lookup(self.endpoint.host_key_name)
+        return dict(found) if found else {}
+
+    def _check_host_key(self, key: paramiko.PKey, known: dict[str, paramiko.PKey]) -> None:
+        ep = self.endpoint
+        if known.get(key.get_name()) == key:
+            return
+        path = os.path.expanduser(ep.known_hosts)
+        name, presented = ep.host_key_name, f"{key.get_name()} {fingerprint(key)}"
+        scan = f"ssh-keyscan -p {ep.port} {shlex.quote(ep.host)} >> {shlex.quote(path)}"
+        if not known:
+            raise AccessorConfigurationError(
+                f"Unknown SSH host key for {name} ({presented}), not in {path}; if that "
+                f"fingerprint is the server's, trust it with: {scan}"
+            )
+        expected = ", ".join(f"{k.get_name()} {fingerprint(k)}" for k in known.values())
+        raise AccessorConfigurationError(
+            f"SSH host key for {name} has CHANGED: the server presents {presented}, {path} "
+            f"has {expected}; if the change is expected, replace the old key with: "
+            f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(path)} && {scan}"
+        )
+
+    # -- login -------------------------------------------------------------------------
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        ep = self.endpoint
+        tried: list[str] = []
+        if ep.key_file:
+            key = self._load_key()
+            if _try_key(transport, ep.username, key):
+                return
+            tried.append(f"key {ep.key_file}")
+        if ep.use_agent:
+            agent_keys = paramiko.Agent().get_keys()
+            for key in agent_keys:
+                if _try_key(transport, ep.username, key):
+                    return
+            tried.append(
+                f"{len(agent_keys)} key(s) of the SSH agent"
+                if agent_keys
+                else "the SSH agent (no keys; is SSH_AUTH_SOCK set?)"
+            )
+        if not tried:
+            raise AccessorConfigurationError(
+                f"No SSH credentials for {ep.where}: set the location's key_file, or "
+                "use_agent = true"
+            )
+        raise AccessorConfigurationError(
+            f"SSH login to {ep.where} refused with {' and '.join(tried)}; add the public "
+            f"key to ~{ep.username}/.ssh/authorized_keys on the server"
+        )
+
+    def _load_key(self) -> paramiko.PKey:
+        with self._key_lock:
+            if self._key is None:
+                self._key = self._read_key()
+            return self._key
+
+    def _read_key(self) -> paramiko.PKey:
+        ep = self.endpoint
+        path = os.path.expanduser(ep.key_file or "")
+        passphrase = None
+        if ep.passphrase_env:
+            passphrase = os.environ.get(ep.passphrase_env)
+            if passphrase is None:
+                raise AccessorConfigurationError(
+                    f"Environment variable {ep.passphrase_env} (passphrase_env of {ep.where}) "
+                    f"is not set; set it to the passphrase of {path}"
+                )
+        try:
+            return paramiko.PKey.from_path(path, passphrase.encode() if passphrase else None)
+        except (paramiko.PasswordRequiredException, TypeError) as error:
+            # cryptography raises TypeError for an encrypted key loaded without a password.
+            raise AccessorConfigurationError(
+                f"SSH key {path} for {ep.where} is encrypted; set the location's "
+                "passphrase_env to the name of an environment variable holding its passphrase"
+            ) from error
+        except (paramiko.SSHException, ValueError) as error:
+            hint = f" (is ${ep.passphrase_env} the right passphrase?)" if ep.passphrase_env else ""
+            raise AccessorConfigurationError(
+                f"Cannot load SSH key {path} for {ep.where}: {error}{hint}"
+            ) from error
+        except OSError as error:
+            raise AccessorConfigurationError(
+                f"Cannot read SSH key {path} for {ep.where}: {error.strerror or error}"
+            ) from error
+
+
+def _try_key(transport: paramiko.Transport, username: str, key: paramiko.PKey) -> bool:
+    try:
+        transport.auth_publickey(username, key)
+    except paramiko.AuthenticationException:
+        return False
+    return transport.is_authenticated()
+
+
+def _prefer(available: tuple[str, ...], wanted: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    first = [name for name in wanted if name in available]
+    return tuple(dict.fromkeys([*first, *available]))

@@ -1,0 +1,327 @@
+"""Pipelined SFTP file I/O: many requests in flight, every reply checked, few copies.
+
+paramiko's file object is either synchronous (one round trip per 32 KiB request, the
+cause of the catastrophic speeds measured with stock ftrack code) or, pipelined, drops
+the error status of writes still in flight when the file is closed: a failed write in
+the middle of a chunk (disk full) would leave a hole nobody notices. Its reply reader
+also pays for every read with a copy of everything still buffered behind it, which with
+megabytes in flight costs more CPU than the encryption.
+
+Here the requests of one operation (the reads or writes of a range, then fsync, fstat
+and close) go out back to back on the SFTP channel, and the replies are read in bulk
+from the channel and parsed in place; the first error is raised once every reply has
+arrived, so the connection stays usable. Request ids come from paramiko's own counter
+and every reply is consumed here, so paramiko's synchronous calls (stat, mkdir, ...)
+keep working on the same connection between operations. A connection must be used by
+one thread at a time.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import paramiko
+from paramiko.sftp import (
+    CMD_ATTRS,
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_FSTAT,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_WRITE,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTPError,
+    int64,
+)
+
+#: Bytes per SFTP request when the server allows it (``limits@openssh.com``): larger
+#: requests cut the per-request Python work (measured on loopback against OpenSSH, 255 KiB
+#: requests cost about 20 % less CPU than 128 KiB and 40 % less than 64 KiB). Servers that
+#: announce no limits get the 32 KiB every SFTP server must accept.
+READ_REQUEST_SIZE = 255 * 1024
+WRITE_REQUEST_SIZE = 255 * 1024
+SAFE_REQUEST_SIZE = 32 * 1024
+#: Bytes requested but not yet answered, per range: above the SSH channel window, so the
+#: window, not round trips, paces the transfer.
+BYTES_IN_FLIGHT = 4 * 1024 * 1024
+
+#: Open modes.
+READ = SFTP_FLAG_READ
+UPDATE = SFTP_FLAG_WRITE
+CREATE = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
+
+_RECEIVE = 8 * 1024 * 1024  # larger than anything buffered: one recv takes it all
+_MAX_PACKET = 16 * 1024 * 1024
+
+
+def pipeline(
+    preferred: int, limit: int | None, in_flight: int = BYTES_IN_FLIGHT
+) -> tuple[int, int]:
+    """``(request size, requests in flight)`` for a server announcing *limit*."""
+    size = min(preferred, limit) if limit else SAFE_REQUEST_SIZE
+    return size, max(1, min(256, in_flight // size))
+
+
+class _Wire:
+    """Sends SFTP requests and reads their replies straight from the channel."""
+
+    def __init__(self, sftp: paramiko.SFTPClient) -> None:
+        self.sftp = sftp
+        self.channel = sftp.sock
+        self.buffer = bytearray()
+        self.position = 0
+        # The reply last returned by next(): (type, request id, payload start, end).
+        self.kind = self.num = self.start = self.end = 0
+
+    def _number(self) -> int:
+        with self.sftp._lock:
+            num = self.sftp.request_number
+            self.sftp.request_number += 1
+        return num
+
+    def send(self, kind: int, *args: Any) -> int:
+        num = self._number()
+        msg = paramiko.Message()
+        msg.add_int(num)
+        for arg in args:
+            if isinstance(arg, int64):
+                msg.add_int64(arg)
+            elif isinstance(arg, int):
+                msg.add_int(arg)
+            elif isinstance(arg, paramiko.SFTPAttributes):
+                arg._pack(msg)
+            else:
+                msg.add_string(arg)
+        body = msg.asbytes()
+        self.channel.sendall(struct.pack(">IB", len(body) + 1, kind) + body)
+        return num
+
+    def send_write(self, handle: bytes, offset: int, data: memoryview) -> int:
+        num = self._number()
+        header = struct.pack(">IBII", 0, CMD_WRITE, num, len(handle)) + handle
+        header += struct.pack(">QI", offset, len(data))
+        packet = bytearray(header)
+        packet += data
+        struct.pack_into(">I", packet, 0, len(packet) - 4)
+        # A memoryview, so paramiko's sendall slices the packet without copying it.
+        self.channel.sendall(memoryview(packet))
+        return num
+
+    def _need(self, count: int) -> None:
+        while len(self.buffer) - self.position < count:
+            data = self.channel.recv(_RECEIVE)
+            if not data:
+                raise EOFError("the server closed the SFTP channel")
+            if self.position:
+                del self.buffer[: self.position]
+                self.position = 0
+            self.buffer += data
+
+    def next(self) -> int:
+        """Read the next reply; return its request id (details in ``kind``, ``payload``)."""
+        self._need(4)
+        (length,) = struct.unpack_from(">I", self.buffer, self.position)
+        if not 5 <= length <= _MAX_PACKET:
+            raise SFTPError(f"garbage SFTP packet (length {length})")
+        self._need(4 + length)
+        start = self.position + 4
+        self.position = start + length
+        self.kind = self.buffer[start]
+        (self.num,) = struct.unpack_from(">I", self.buffer, start + 1)
+        self.start, self.end = start + 5, start + length
+        return self.num
+
+    def message(self) -> paramiko.Message:
+        """The current reply's fields after its id, for paramiko's parsers."""
+        return paramiko.Message(bytes(self.buffer[self.start : self.end]))
+
+    def data_into(self, target: bytearray, at: int, most: int) -> int:
+        """Copy the current DATA reply's bytes (*most* at most) into *target* at *at*;
+        return how many."""
+        (count,) = struct.unpack_from(">I", self.buffer, self.start)
+        if count > most or self.start + 4 + count > self.end:
+            raise SFTPError(f"SFTP read reply of {count} bytes, at most {most} asked")
+        with memoryview(self.buffer) as view:
+            target[at : at + count] = view[self.start + 4 : self.start + 4 + count]
+        return count
+
+    def status(self, *, optional: bool = False) -> Exception | None:
+        """The error of the current reply if it is a failed status (``None`` if it is OK,
+        or an unsupported *optional* extension)."""
+        if self.kind != CMD_STATUS:
+            return SFTPError(f"unexpected SFTP reply {self.kind}, expected a status")
+        msg = self.message()
+        code = msg.get_int()
+        if code == SFTP_OK or (optional and code == SFTP_OP_UNSUPPORTED):
+            return None
+        msg.rewind()
+        try:
+            self.sftp._convert_status(msg)
+        except (OSError, EOFError) as error:
+            return error
+        return None
+
+    def request(self, kind: int, *args: Any) -> int:
+        """Send one request and wait for its reply (made current)."""
+        num = self.send(kind, *args)
+        if self.next() != num:
+            raise SFTPError(f"SFTP reply {self.num} does not answer request {num}")
+        return num
+
+
+def open_file(sftp: paramiko.SFTPClient, path: str, mode: int) -> bytes:
+    """Open *path* (``READ``, ``UPDATE`` or ``CREATE``); return the server's handle."""
+    wire = _Wire(sftp)
+    wire.request(CMD_OPEN, path, mode, paramiko.SFTPAttributes())
+    if wire.kind != CMD_HANDLE:
+        error = wire.status()
+        raise error or SFTPError(f"unexpected SFTP reply {wire.kind} to open")
+    return wire.message().get_binary()
+
+
+def close_file(sftp: paramiko.SFTPClient, handle: bytes) -> None:
+    wire = _Wire(sftp)
+    wire.request(CMD_CLOSE, handle)
+    error = wire.status()
+    if error is not None:
+        raise error
+
+
+def pwrite(
+    sftp: paramiko.SFTPClient,
+    handle: bytes,
+    offset: int,
+    data: bytes | memoryview,
+    request_size: int = SAFE_REQUEST_SIZE,
+    max_outstanding: int = 64,
+    *,
+    sync: bool = False,
+    close: bool = False,
+) -> int | None:
+    """Write *data* at *offset* of an open file; every reply is checked.
+
+    With *close*, ``fsync`` (if *sync*), ``fstat`` and ``close`` follow the writes in the
+    same batch, and the size the server reports after the writes is returned.
+    """
+    wire = _Wire(sftp)
+    view = memoryview(data).cast("B")
+    outstanding: set[int] = set()
+    error: Exception | None = None
+
+    def reap() -> None:
+        nonlocal error
+        num = wire.next()
+        if num not in outstanding:
+            raise SFTPError(f"SFTP reply {num} answers no request of this write")
+        outstanding.discard(num)
+        error = error or wire.status()
+
+    position = 0
+    while position < len(view) and error is None:
+        piece = view[position : position + request_size]
+        outstanding.add(wire.send_write(handle, offset + position, piece))
+        position += len(piece)
+        while len(outstanding) >= max_outstanding:
+            reap()
+    size = None
+    if close:
+        synced = wire.send(CMD_EXTENDED, "fsync@openssh.com", handle) if sync else None
+        stat = wire.send(CMD_FSTAT, handle)
+        closed = wire.send(CMD_CLOSE, handle)
+        outstanding.update(n for n in (synced, stat, closed) if n is not None)
+        while outstanding:
+            num = wire.next()
+            if num not in outstanding:
+                raise SFTPError(f"SFTP reply {num} answers no request of this write")
+            outstanding.discard(num)
+            if num == stat and wire.kind == CMD_ATTRS:
+                size = paramiko.SFTPAttributes._from_msg(wire.message()).st_size
+            else:
+                error = error or wire.status(optional=num == synced)
+    while outstanding:
+        reap()
+    if error is not None:
+        raise error
+    return size
+
+
+def pread(
+    sftp: paramiko.SFTPClient,
+    handle: bytes,
+    offset: int,
+    length: int,
+    request_size: int = SAFE_REQUEST_SIZE,
+    max_outstanding: int = 64,
+) -> bytes:
+    """Read up to *length* bytes at *offset*; fewer only when the file ends first.
+
+    The handle is not closed in the batch: a server may answer a read with fewer bytes
+    than asked, and the rest must be asked for on the still-open handle.
+    """
+    wire = _Wire(sftp)
+    buffer = bytearray(length)
+    todo = [(start, min(request_size, length - start)) for start in range(0, length, request_size)]
+    todo.reverse()  # popped from the end: lowest offsets first
+    requested: dict[int, tuple[int, int]] = {}  # request id -> (start, size)
+    end = length  # where the file ends, once a read hits EOF
+    error: Exception | None = None
+
+    while True:
+        while todo and len(requested) < max_outstanding and error is None:
+            start, size = todo.pop()
+            if start < end:
+                requested[wire.send(CMD_READ, handle, int64(offset + start), size)] = (start, size)
+        if not requested:
+            break
+        num = wire.next()
+        if num not in requested:
+            raise SFTPError(f"SFTP reply {num} answers no request of this read")
+        start, size = requested.pop(num)
+        if wire.kind == CMD_DATA:
+            count = wire.data_into(buffer, start, size)
+            if 0 < count < size:
+                todo.append((start + count, size - count))  # a short read: ask for the rest
+            elif not count:
+                end = min(end, start)
+            continue
+        problem = wire.status()
+        if isinstance(problem, EOFError):
+            end = min(end, start)
+        else:
+            error = error or problem or SFTPError("read answered with an empty status")
+    if error is not None:
+        raise error
+    del buffer[end:]
+    return bytes(buffer)
+
+
+def finish(sftp: paramiko.SFTPClient, handle: bytes, *, sync: bool = True) -> int | None:
+    """``fsync`` (where supported), ``fstat`` and close an open file in one batch; return
+    its size."""
+    return pwrite(sftp, handle, 0, b"", sync=sync, close=True)
+
+
+def server_limits(sftp: paramiko.SFTPClient) -> tuple[int, int] | None:
+    """``(max read, max write)`` request sizes the server announces (``limits@openssh.com``).
+
+    ``None`` when the server does not say; then only the protocol's guaranteed 32 KiB
+    is safe: OpenSSH closes the connection on a write larger than its limit.
+    """
+    wire = _Wire(sftp)
+    wire.request(CMD_EXTENDED, "limits@openssh.com")
+    if wire.kind != CMD_EXTENDED_REPLY:
+        return None
+    msg = wire.message()
+    msg.get_int64()  # max packet length
+    max_read, max_write = msg.get_int64(), msg.get_int64()
+    return int(max_read), int(max_write)

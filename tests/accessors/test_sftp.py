@@ -1,0 +1,368 @@
+"""SFTP accessor behaviour beyond the conformance suite: host keys, login, dropped
+connections and retries, the pool, and the SFTP-only rule. Real OpenSSH sshd throughout."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import ftrack_transfer.accessors as accessors_package
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from ftrack_transfer.accessors.base import WrittenChunk, chunk_digest
+from ftrack_transfer.accessors.errors import (
+    AccessorConfigurationError,
+    TransientAccessorError,
+    UnsupportedOperationError,
+)
+from ftrack_transfer.accessors.sftp import SftpAccessor
+from ftrack_transfer.accessors.writes import temporary_name
+from ftrack_transfer.sandbox.sftp import SftpServer
+
+from tests.fixtures.storage import StorageCase, sftp_accessor
+
+from .common import CHUNK, MiB, chunks_of, payload, read_file, upload, write_chunks, write_file
+
+
+def _fresh_root(sshd: SftpServer) -> Path:
+    root = Path(sshd.remote_root) / f"k-{os.urandom(6).hex()}"
+    root.mkdir()
+    return root
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        threading.Event().wait(0.002)
+
+
+# -- construction --------------------------------------------------------------------------
+
+
+def test_constructing_never_connects() -> None:
+    started = time.monotonic()
+    accessor = SftpAccessor(host="192.0.2.1", port=22, username="x", root="/srv")  # TEST-NET
+    assert time.monotonic() - started < 0.5
+    assert accessor.storage_key() == "sftp:x@192.0.2.1:22"
+    assert accessor.describe() == "sftp x@192.0.2.1:22/srv"
+    accessor.close()
+
+
+def test_root_must_be_absolute() -> None:
+    with pytest.raises(AccessorConfigurationError, match="absolute"):
+        SftpAccessor(host="h", root="relative/path")
+
+
+def test_urls_and_local_paths(sshd: SftpServer, tmp_path: Path) -> None:
+    accessor = sftp_accessor(sshd, "/srv/projects", local_root=str(tmp_path))
+    assert (
+        accessor.get_url("shot 1/plate.exr")
+        == f"sftp://{sshd.username}@127.0.0.1:{sshd.port}/srv/projects/shot%201/plate.exr"
+    )
+    assert accessor.get_filesystem_path("a/b.exr") == str(tmp_path / "a" / "b.exr")
+    without = sftp_accessor(sshd, "/srv/projects")
+    with pytest.raises(UnsupportedOperationError, match="local_root"):
+        without.get_filesystem_path("a/b.exr")
+
+
+def test_missing_root_is_a_configuration_error(sshd: SftpServer) -> None:
+    accessor = sftp_accessor(sshd, f"{sshd.remote_root}/never-made")
+    for call in (
+        lambda: accessor.make_container("a/b"),
+        lambda: write_file(accessor, "a/b.txt", b"x"),
+        lambda: accessor.check(),
+    ):
+        with pytest.raises(AccessorConfigurationError, match="root directory"):
+            call()
+    assert not Path(sshd.remote_root, "never-made").exists()
+
+
+# -- host keys -----------------------------------------------------------------------------
+
+
+def test_unknown_host_key_refused_with_trust_instruction(sshd: SftpServer, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    accessor = sftp_accessor(sshd, sshd.remote_root, known_hosts=str(known_hosts))
+    with pytest.raises(AccessorConfigurationError) as caught:
+        accessor.list("")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"[127.0.0.1]:{sshd.port}" in message
+    assert sshd.host_key_fingerprint in message
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {known_hosts}" in message
+
+    # Following the instruction (without a shell) makes the next attempt succeed.
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-p", str(sshd.port), "127.0.0.1"], capture_output=True, check=True
+    )
+    known_hosts.write_bytes(scanned.stdout)
+    assert accessor.list("") is not None
+    accessor.close()
+
+
+def test_missing_known_hosts_file_is_an_unknown_key(sshd: SftpServer, tmp_path: Path) -> None:
+    accessor = sftp_accessor(sshd, sshd.remote_root, known_hosts=str(tmp_path / "absent"))
+    with pytest.raises(AccessorConfigurationError, match="ssh-keyscan"):
+        accessor.exists("x")
+
+
+def test_changed_host_key_refused(sshd: SftpServer, tmp_path: Path) -> None:
+    old_known_hosts = tmp_path / "known_hosts"
+    shutil.copy(sshd.known_hosts_path, old_known_hosts)
+    old_fingerprint = sshd.host_key_fingerprint
+    new_fingerprint = sshd.rotate_host_key()
+    accessor = sftp_accessor(sshd, sshd.remote_root, known_hosts=str(old_known_hosts))
+    started = time.monotonic()
+    with pytest.raises(AccessorConfigurationError) as caught:
+        accessor.list("")
+    assert time.monotonic() - started < 2, "a changed key must not be retried"
+    message = str(caught.value)
+    assert "CHANGED" in message
+    assert new_fingerprint in message and old_fingerprint in message
+    assert f"ssh-keygen -R '[127.0.0.1]:{sshd.port}' -f {old_known_hosts}" in message
+    # The server's own known_hosts file was updated: other clients still connect.
+    fresh = sftp_accessor(sshd, sshd.remote_root)
+    assert isinstance(fresh.list(""), list)
+    fresh.close()
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+def _write_key(path: Path, passphrase: bytes | None = None) -> str:
+    key = ed25519.Ed25519PrivateKey.generate()
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
+        )
+    )
+    path.chmod(0o600)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+
+
+def test_unauthorised_key_refused(sshd: SftpServer, tmp_path: Path) -> None:
+    _write_key(tmp_path / "stranger")
+    accessor = sftp_accessor(sshd, sshd.remote_root, key_file=str(tmp_path / "stranger"))
+    with pytest.raises(AccessorConfigurationError, match="refused") as caught:
+        accessor.list("")
+    assert "authorized_keys" in str(caught.value)
+
+
+def test_encrypted_key_and_passphrase_env(
+    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = os.urandom(12).hex()
+    public = _write_key(tmp_path / "locked", secret.encode())
+    authorized = sshd.state_dir / "authorized_keys"
+    original = authorized.read_text()
+    authorized.write_text(original + public + "\n")
+    try:
+        no_env = sftp_accessor(sshd, sshd.remote_root, key_file=str(tmp_path / "locked"))
+        with pytest.raises(AccessorConfigurationError, match="passphrase_env"):
+            no_env.list("")
+        unset = sftp_accessor(
+            sshd,
+            sshd.remote_root,
+            key_file=str(tmp_path / "locked"),
+            passphrase_env="SANDBOX_KEY_PASSPHRASE",
+        )
+        with pytest.raises(AccessorConfigurationError, match="SANDBOX_KEY_PASSPHRASE"):
+            unset.list("")
+        monkeypatch.setenv("SANDBOX_KEY_PASSPHRASE", "wrong")
+        with pytest.raises(AccessorConfigurationError) as caught:
+            unset.list("")
+        assert "wrong" not in str(caught.value)
+        monkeypatch.setenv("SANDBOX_KEY_PASSPHRASE", secret)
+        fixed = sftp_accessor(
+            sshd,
+            sshd.remote_root,
+            key_file=str(tmp_path / "locked"),
+            passphrase_env="SANDBOX_KEY_PASSPHRASE",
+        )
+        assert isinstance(fixed.list(""), list)
+        fixed.close()
+    finally:
+        authorized.write_text(original)
+
+
+def test_no_credentials_configured(sshd: SftpServer) -> None:
+    accessor = sftp_accessor(sshd, sshd.remote_root, key_file=None)
+    with pytest.raises(AccessorConfigurationError, match="key_file"):
+        accessor.list("")
+
+
+# -- connections ---------------------------------------------------------------------------
+
+
+def test_connection_settings(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    accessor.list("")
+    with accessor._pool.connection() as conn:
+        sock = conn.transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert conn.transport.local_cipher == "aes128-gcm@openssh.com"
+        assert conn.transport.remote_cipher == "aes128-gcm@openssh.com"
+        # OpenSSH announces its request limits; requests are sized within them.
+        assert conn.read_limit and conn.write_limit and conn.write_limit > 32 * 1024
+        assert accessor._writes(conn)[0] == min(255 * 1024, conn.write_limit)
+        assert accessor._reads(conn)[0] == min(255 * 1024, conn.read_limit)
+
+
+def test_pool_is_bounded_and_reused(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    assert accessor._pool.open_connections == 0  # lazy
+    data = payload(4 * CHUNK, 1)
+    token = accessor.begin_write("p.bin", len(data), CHUNK // 4)
+    written = write_chunks(accessor, "p.bin", token, chunks_of(data, CHUNK // 4), threads=12)
+    assert accessor._pool.open_connections == accessor.connections == 4
+    accessor.commit_write("p.bin", token, len(data), written)
+    assert accessor._pool.open_connections == 4
+    accessor.close()
+    assert accessor._pool.open_connections == 0
+    assert accessor.read_range("p.bin", 0, 10) == data[:10]  # usable again after close
+
+
+def test_dropped_idle_connections_reconnect(sshd: SftpServer, sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    write_file(accessor, "a.txt", b"before")
+    assert sshd.kill_sessions() >= 1
+    assert read_file(accessor, "a.txt") == b"before"
+
+
+def test_connection_dropped_mid_chunk_is_retried(
+    sshd: SftpServer, sftp_case: StorageCase, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ftrack_transfer.accessors.retry")
+    accessor = sftp_case.accessor
+    data = payload(64 * MiB, 2)
+    token = accessor.begin_write("dropped.bin", len(data), len(data))
+    temporary = sftp_case.local_path(temporary_name("dropped.bin", token))
+    result: dict[str, object] = {}
+
+    def write() -> None:
+        try:
+            result["receipt"] = accessor.write_chunk(
+                "dropped.bin", token, 0, data, chunk_digest(data)
+            )
+        except BaseException as error:
+            result["error"] = error
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    _wait_for(lambda: temporary.stat().st_size > 0 or not writer.is_alive())
+    dropped_mid_chunk = writer.is_alive()
+    killed = sshd.kill_sessions()
+    writer.join(60)
+    assert "error" not in result, result.get("error")
+    assert killed >= 1
+    if dropped_mid_chunk:
+        assert "retrying write 'dropped.bin'" in caplog.text
+    accessor.commit_write(
+        "dropped.bin", token, len(data), [WrittenChunk(0, len(data), chunk_digest(data))], "full"
+    )
+    assert sftp_case.local_path("dropped.bin").read_bytes() == data
+
+
+def test_server_restart_is_survived(sshd: SftpServer, sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    write_file(accessor, "r.txt", b"1")
+    sshd.restart()
+    assert read_file(accessor, "r.txt") == b"1"
+
+
+def test_retries_exhausted_is_transient() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    accessor = SftpAccessor(host="127.0.0.1", port=port, username="u", root="/srv", retries=3)
+    accessor.retry = accessor.retry.__class__(3, 0.001, 0.01)
+    with pytest.raises(TransientAccessorError) as caught:
+        accessor.list("shots")
+    message = str(caught.value)
+    assert "gave up after 3 attempts" in message
+    assert f"127.0.0.1:{port}" in message and "'shots'" in message
+
+
+def test_parallel_streams_on_one_file(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    data = payload(24 * MiB, 3)
+    upload(accessor, "par.bin", data, chunk=2 * MiB, verify="full")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        pieces = pool.map(
+            lambda o: accessor.read_range("par.bin", o, 2 * MiB), range(0, len(data), 2 * MiB)
+        )
+        assert b"".join(pieces) == data
+
+
+# -- SFTP protocol only ----------------------------------------------------------------------
+
+_FORBIDDEN = re.compile(
+    r"exec_command|invoke_shell|get_pty|shell\s*=\s*True|os\.system|os\.popen|AutoAddPolicy|WarningPolicy"
+)
+
+
+def test_no_shell_or_remote_commands_in_accessors() -> None:
+    folder = Path(accessors_package.__file__).parent
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(folder.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _FORBIDDEN.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == []
+
+
+def test_only_the_sftp_subsystem_is_requested(
+    sftp_case: StorageCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requested: list[str] = []
+    for name in ("exec_command", "invoke_shell", "get_pty", "invoke_subsystem"):
+        original = getattr(paramiko.Channel, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            requested.append(_name if _name != "invoke_subsystem" else f"subsystem:{args[0]}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(paramiko.Channel, name, spy)
+    accessor = sftp_case.new()
+    write_file(accessor, "x/y.txt", b"1")
+    accessor.remove("x/y.txt")
+    assert requested and set(requested) == {"subsystem:sftp"}
+
+
+def test_embedded_server_fallback(tmp_path: Path) -> None:
+    """The asyncssh server used where sshd is missing serves the accessor the same way."""
+    with SftpServer(tmp_path / "root", tmp_path / "state", prefer="embedded") as server:
+        assert server.kind == "embedded"
+        root = tmp_path / "root" / "loc"
+        root.mkdir()
+        accessor = sftp_accessor(server, str(root))
+        data = payload(6 * MiB, 4)
+        upload(accessor, "a/b.bin", data, chunk=2 * MiB, verify="full")
+        write_file(accessor, "a/c.txt", b"small")
+        assert accessor.list("a") == ["a/b.bin", "a/c.txt"]
+        assert read_file(accessor, "a/b.bin") == data
+        server.kill_sessions()
+        assert read_file(accessor, "a/c.txt") == b"small"
+        accessor.close()
