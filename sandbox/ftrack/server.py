@@ -364,6 +364,11 @@ class _HttpServer(http.server.ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Clients that drop a connection (killed processes, fault tests) are expected;
+        # socketserver's default would print a traceback on stderr.
+        log.debug("request from %s ended with an error", client_address, exc_info=True)
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
