@@ -32,7 +32,6 @@ from .base import (
 from .disk import DiskAccessor
 from .errors import (
     AccessorConfigurationError,
-    ParentResourceNotFoundError,
     UnsupportedOperationError,
 )
 
@@ -143,16 +142,6 @@ class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy,
         self._disk("make container", resource_identifier).make_container(
             resource_identifier, recursive
         )
-
-    def get_container(self, resource_identifier: str) -> str:
-        # Pure path arithmetic: answered even without a mount.
-        if not paths.safe_relative(resource_identifier):
-            raise ParentResourceNotFoundError(
-                f"The root of {self.describe()} has no container",
-                "get container",
-                resource_identifier,
-            )
-        return paths.parent(resource_identifier)
 
     def get_filesystem_path(self, resource_identifier: str) -> str:
         disk = self._disk("get the filesystem path of", resource_identifier)

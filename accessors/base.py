@@ -32,8 +32,10 @@ from typing import Any, ClassVar, Literal
 
 import ftrack_api.accessor.base
 
+from . import paths
 from .errors import (  # noqa: F401 - re-exported: the contract names its errors
     AccessorConfigurationError,
+    ParentResourceNotFoundError,
     TransientAccessorError,
     VerificationError,
 )
@@ -140,6 +142,17 @@ class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
         namespace root mapping, so :class:`ServerSideCopy` between them is possible.
         Examples: ``disk:<hostname>``, ``sftp:user@host:22``, ``s3:http://127.0.0.1:9000``.
         """
+
+    def get_container(self, resource_identifier: str) -> str:
+        """The parent of an identifier: path arithmetic, the same for every storage (so
+        it is answered without a connection or a mount)."""
+        if not paths.safe_relative(resource_identifier):
+            raise ParentResourceNotFoundError(
+                f"The root of {self.describe()} has no container",
+                "get container",
+                resource_identifier,
+            )
+        return paths.parent(resource_identifier)
 
     def describe(self) -> str:
         """A short, secret-free description for logs, tables and error messages."""

@@ -206,15 +206,6 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                 if not os.path.isdir(path):
                     raise
 
-    def get_container(self, resource_identifier: str) -> str:
-        if not paths.safe_relative(resource_identifier):
-            raise ParentResourceNotFoundError(
-                f"The root of {self.describe()} has no container",
-                "get container",
-                resource_identifier,
-            )
-        return paths.parent(resource_identifier)
-
     # -- TransferAccessor ---------------------------------------------------------------
 
     def stat(self, resource_identifier: str) -> Stat:

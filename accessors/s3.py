@@ -358,15 +358,6 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
                 lambda c, marker=marker: c.put_object(Bucket=self.bucket, Key=marker, Body=b""),
             )
 
-    def get_container(self, resource_identifier: str) -> str:
-        if not paths.safe_relative(resource_identifier):
-            raise ParentResourceNotFoundError(
-                f"The root of {self.describe()} has no container",
-                "get container",
-                resource_identifier,
-            )
-        return paths.parent(resource_identifier)
-
     def get_url(self, resource_identifier: str) -> str:
         """A presigned GET URL, valid for ``url_expiry`` seconds."""
         key = self._key(resource_identifier)

@@ -406,15 +406,6 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
                 "it or fix the location's root"
             )
 
-    def get_container(self, resource_identifier: str) -> str:
-        if not paths.safe_relative(resource_identifier):
-            raise ParentResourceNotFoundError(
-                f"The root of {self.describe()} has no container",
-                "get container",
-                resource_identifier,
-            )
-        return paths.parent(resource_identifier)
-
     def get_filesystem_path(self, resource_identifier: str) -> str:
         relative = paths.safe_relative(resource_identifier)
         if not self.local_root:
