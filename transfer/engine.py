@@ -17,20 +17,25 @@ what arrived registered.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ftrack_api
+import requests
 
 from ..accessors.base import WrittenChunk
 from .bandwidth import BandwidthLimiter
 from .config import SitesConfig
 from .direct import Endpoints
 from .errors import SelectionError, UserError
+from .ftrack_session import FTRACK_ATTEMPTS, describe_failure
 from .journal import ComponentRow, FileRow, Job, Journal, owner_id
 from .planner import Filters, Plan, Planner
 from .progress import RateMeter, Snapshot, Subscriber
@@ -230,11 +235,17 @@ class JobRunner:
             job = self.journal.job(self.job_id)
             title = job.request.get("title", "Transfer")
             if not job.ftrack_job_id:
-                ftrack_job_id = JobReporter.create_job(
-                    session, job.user_id, f"{title}: preparing", status="running"
+                # Journalled before it is created: a process killed in between creates it
+                # when the job resumes, instead of leaving a Job nobody ever ends.
+                job.ftrack_job_id = str(uuid.uuid4())
+                self.journal.update_job(self.job_id, ftrack_job_id=job.ftrack_job_id)
+                JobReporter.create_job(
+                    session, job.user_id, f"{title}: preparing", "running", job.ftrack_job_id
                 )
-                self.journal.update_job(self.job_id, ftrack_job_id=ftrack_job_id)
-                job.ftrack_job_id = ftrack_job_id
+            else:
+                JobReporter.ensure_job(
+                    session, job.ftrack_job_id, job.user_id, f"{title}: preparing"
+                )
             reporter = JobReporter(
                 session, job.ftrack_job_id, title, self.config.transfer.job_update_interval
             )
@@ -261,7 +272,17 @@ class JobRunner:
             return self._finish("failed", str(error))
         except ftrack_api.exception.Error as error:
             logger.exception("job %s failed on an ftrack error", self.job_id)
+            _discard_pending(session)
             return self._finish("failed", f"ftrack error: {error}")
+        except (requests.exceptions.RequestException, json.JSONDecodeError) as error:
+            # The session retried with backoff already: ftrack is down or unreachable.
+            logger.warning("job %s: ftrack unreachable: %s", self.job_id, error)
+            _discard_pending(session)
+            return self._finish(
+                "failed",
+                f"ftrack did not answer after {FTRACK_ATTEMPTS} attempts ({describe_failure(error)}); "
+                f"what arrived is kept: `ftrack-transfer retry {self.job_id}` once ftrack answers",
+            )
         except Exception as error:
             logger.exception("job %s failed", self.job_id)
             return self._finish("failed", f"internal error ({type(error).__name__}): {error}")
@@ -572,12 +593,15 @@ class JobRunner:
         return "; ".join(p for p in plan_message.split("; ") if "already at" in p)
 
     def _finish(self, status: str, message: str) -> str:
-        self.journal.update_job(self.job_id, status=status, message=message, finished=time.time())
+        # The ftrack Job first, the journal last: a process killed in between leaves the
+        # job unfinished in the journal, so the next runner ends it (and its Job) again,
+        # rather than a finished job whose Job stays running for ever.
         snapshot = self.snapshot()
         for subscriber in self.subscribers:
             subscriber.on_job_finished(snapshot, status, message)
         if not self.subscribers:
             self._report_without_session(status, message)
+        self.journal.update_job(self.job_id, status=status, message=message, finished=time.time())
         return status
 
     def _report_without_session(self, status: str, message: str) -> None:
@@ -600,6 +624,14 @@ class JobRunner:
             )
         finally:
             session.close()
+
+
+def _discard_pending(session: Any) -> None:
+    """Drop what a failed commit left recorded, so the final Job update does not send it
+    again (a registration outside the journal's knowledge)."""
+    if session is not None:
+        with contextlib.suppress(Exception):  # best effort before reporting the failure
+            session.rollback()
 
 
 def cancel_job(journal: Journal, config: SitesConfig, job_id: str, username: str) -> None:

@@ -446,30 +446,36 @@ class Planner:
 
     def _plan_additional(self, plan: Plan, source: Any, path: str) -> None:
         """An extra file or folder named by its path under the source root, sent as is."""
-        try:
-            relative = safe_relative(path.strip())
-        except UnsafeResourceIdentifierError as error:
-            raise SelectionError(
-                f"additional file {path!r} is outside {source['name']}: {error.reason}"
-            ) from None
-        if not relative:
-            raise SelectionError(
-                f"additional file {path!r} names the whole of {source['name']}; name a file or folder"
-            )
-        accessor = source.accessor
-        if not accessor:
-            raise SelectionError(
-                f"location {source['name']} has no accessor configured on this machine"
-            )
-        try:
-            entries = list(_walk(accessor, relative))
-        except ftrack_api.exception.AccessorResourceNotFoundError:
-            raise SelectionError(
-                f"additional file {relative!r} does not exist at {source['name']}"
-            ) from None
-        for ri, size in entries:
+        for ri, size in additional_files(source, path):
             for leg in plan.legs:
                 leg.files.append(PlanFile(None, ri, ri, size, f"additional file {ri}"))
+
+
+def additional_files(source: Any, path: str) -> list[tuple[str, int]]:
+    """The files (identifier, size) an additional path names at the *source* Location;
+    a path outside its root, or missing there, raises SelectionError. Used to refuse
+    such a path before a send is queued, and again when it is planned."""
+    try:
+        relative = safe_relative(path.strip())
+    except UnsafeResourceIdentifierError as error:
+        raise SelectionError(
+            f"additional file {path!r} is outside {source['name']}: {error.reason}"
+        ) from None
+    if not relative:
+        raise SelectionError(
+            f"additional file {path!r} names the whole of {source['name']}; name a file or folder"
+        )
+    accessor = source.accessor
+    if not accessor:
+        raise SelectionError(
+            f"location {source['name']} has no accessor configured on this machine"
+        )
+    try:
+        return list(_walk(accessor, relative))
+    except ftrack_api.exception.AccessorResourceNotFoundError:
+        raise SelectionError(
+            f"additional file {relative!r} does not exist at {source['name']}"
+        ) from None
 
 
 def _walk(accessor: Any, resource_identifier: str) -> Iterable[tuple[str, int]]:

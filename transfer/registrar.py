@@ -30,6 +30,9 @@ from .selection import chunks, quote_ids
 
 logger = logging.getLogger(__name__)
 
+#: How many times a batch is looked up again after clashing with a concurrent send.
+CLASH_RETRIES = 5
+
 
 class Registrar:
     """Registers a job's landed components at their destinations."""
@@ -114,11 +117,7 @@ class Registrar:
             # send that registered some of these first costs one query and a retry.
             created = self._create(destination, location_id, component_ids)
         except ftrack_api.exception.ServerError:
-            self.session.rollback()
-            existing = self._existing(location_id, component_ids)
-            created = self._create(
-                destination, location_id, [c for c in component_ids if c not in existing]
-            )
+            created = self._create_missing(destination, location_id, component_ids)
         self.journal.mark_registered(self.job_id, destination, component_ids)
         for component_id in component_ids:
             row = self._rows[(destination, component_id)]
@@ -137,6 +136,26 @@ class Registrar:
         ]
         for subscriber in self.subscribers:
             subscriber.on_components_available(self.job_id, destination, top_level)
+
+    def _create_missing(
+        self, destination: str, location_id: str, component_ids: list[str]
+    ) -> list[str]:
+        """Register what nobody else has registered yet. A concurrent send of the same
+        components keeps registering while this one looks, so a clash can repeat: look
+        again after each, a bounded number of times."""
+        for attempt in range(CLASH_RETRIES):
+            self.session.rollback()
+            existing = self._existing(location_id, component_ids)
+            try:
+                return self._create(
+                    destination, location_id, [c for c in component_ids if c not in existing]
+                )
+            except ftrack_api.exception.ServerError:
+                if attempt == CLASH_RETRIES - 1:
+                    # Leave no failed creation in the session for the next commit to repeat.
+                    self.session.rollback()
+                    raise
+        return []
 
     def _create(self, destination: str, location_id: str, to_create: list[str]) -> list[str]:
         for component_id in to_create:

@@ -46,8 +46,10 @@ class JobReporter(Subscriber):
         user_id: str | None,
         description: str,
         status: str = "queued",
+        job_id: str | None = None,
     ) -> str:
-        """Create the ftrack Job for a send; return its id."""
+        """Create the ftrack Job for a send (with *job_id* when the journal already holds
+        it); return its id."""
         if not user_id:
             user = session.query(
                 f'select id from User where username is "{session.api_user}"'
@@ -56,9 +58,33 @@ class JobReporter(Subscriber):
         data = {"status": status, "data": json.dumps({"description": clip(description)})}
         if user_id:
             data["user_id"] = user_id
+        if job_id:
+            data["id"] = job_id
         job = session.create("Job", data)
-        session.commit()
-        return job["id"]
+        job_id = job["id"]
+        try:
+            session.commit()
+        except ftrack_api.exception.ServerError:
+            # A create retried after its reply was lost is refused as a duplicate: the
+            # Job exists, and a second one would be left queued for ever.
+            session.rollback()
+            if session.query(f'select id from Job where id is "{job_id}"').first() is None:
+                raise
+        return job_id
+
+    @classmethod
+    def ensure_job(
+        cls,
+        session: ftrack_api.Session,
+        job_id: str,
+        user_id: str | None,
+        description: str,
+        status: str = "running",
+    ) -> None:
+        """Create the Job *job_id* unless it exists: the journal names a Job before it is
+        created, so a process killed in between leaves no Job that nobody ends."""
+        if session.get("Job", job_id) is None:
+            cls.create_job(session, user_id, description, status, job_id=job_id)
 
     def update(self, status: str | None = None, description: str | None = None) -> None:
         """Set the Job's status and/or description; a failure to report never fails a send."""
@@ -79,7 +105,7 @@ class JobReporter(Subscriber):
             for key, value in values.items():
                 job[key] = value
             self.session.commit()
-        except ftrack_api.exception.Error as error:
+        except Exception as error:  # ftrack errors, and ftrack unreachable after retries
             self.session.rollback()
             logger.warning("could not update ftrack Job %s: %s", self.ftrack_job_id, error)
 

@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -149,11 +150,9 @@ class Service:
         """The action's submitter: an ftrack Job the user sees at once, then the queue."""
         assert self.listener is not None
         destinations = ", ".join(request.destinations)
-        ftrack_job_id = JobReporter.create_job(
-            self.listener,
-            request.user_id,
-            f"{request.title}: queued {request.components_selected} components from {request.source} to {destinations}",
-        )
+        # The journal names the Job first (see JobRunner.run): a serve killed before
+        # creating it leaves a journalled job whose runner creates it.
+        ftrack_job_id = str(uuid.uuid4())
         job_id = submit(
             self.journal,
             source=request.source,
@@ -168,6 +167,20 @@ class Service:
             priority=request.priority,
             ftrack_job_id=ftrack_job_id,
         )
+        try:
+            JobReporter.create_job(
+                self.listener,
+                request.user_id,
+                f"{request.title}: queued {request.components_selected} components from {request.source} to {destinations}",
+                job_id=ftrack_job_id,
+            )
+        except Exception as error:
+            # The user is told the send was not queued; the journal must agree.
+            self.journal.update_job(
+                job_id, status="failed", message=f"the ftrack Job could not be created: {error}",
+                finished=time.time(),
+            )  # fmt: skip
+            raise
         self.enqueue(job_id, request.priority)
         return job_id
 
@@ -182,6 +195,10 @@ class Service:
                 self.running.add(job_id)
             try:
                 self._run_job(job_id)
+            except Exception:
+                # A worker outlives any one job: the journal keeps the job, and the
+                # housekeeping loop queues it again while it is unfinished.
+                logger.exception("job %s: the runner stopped unexpectedly", job_id)
             finally:
                 with self._lock:
                     self.running.discard(job_id)

@@ -12,7 +12,8 @@ from ..engine import configured_locations, submit
 from ..errors import SelectionError
 from ..ftrack_session import open_session
 from ..journal import Journal
-from ..planner import Plan, Planner
+from ..permissions import check_send, user_groups
+from ..planner import Plan, Planner, additional_files
 from ..selection import resolve
 from ..units import format_size
 from .running import current_user, run_or_follow
@@ -85,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     session = open_session()
     try:
+        # The sites config's permissions hold on every surface, not only the action.
+        username, user_id = current_user(session)
+        groups = user_groups(session, user_id) if user_id else ()
+        check_send(config, username, groups, args.source, args.destinations)
         selection = resolve(session, args.entities)
         if args.dry_run:
             locations = configured_locations(session, config, [args.source, *args.destinations])
@@ -94,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
             print_plan(plan, console)
             return 0
-        username, user_id = current_user(session)
+        if args.additional:
+            # Refused here, before anything is queued, as the action's form does.
+            locations = configured_locations(session, config, [args.source])
+            for path in args.additional:
+                additional_files(locations[args.source], path)
     finally:
         session.close()
     journal = Journal(config.journal_path())

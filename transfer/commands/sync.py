@@ -10,6 +10,7 @@ from ..config import load_config
 from ..errors import UserError
 from ..ftrack_session import open_session, session_factory
 from ..journal import Journal
+from ..permissions import check_send, user_groups
 from ..planner import Filters
 from ..progress import LogSubscriber
 from ..sync import run_sync
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     session = open_session()
     try:
         username, user_id = current_user(session)
+        groups = user_groups(session, user_id) if user_id else ()
+        check_send(config, username, groups, args.source, [args.destination])
     finally:
         session.close()
     result = run_sync(
