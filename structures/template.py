@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ftrack_api.exception
+import ftrack_api.inspection
 import ftrack_api.structure.base
 import ftrack_api.symbol
 
@@ -199,8 +200,9 @@ class _Fields(dict):
             version = self.component["version"]
             if version is None or version is ftrack_api.symbol.NOT_SET:
                 raise self._fail("it has no version")
-            session = version.session
-            if version in session.created:
+            # Asking the entity, not scanning session.created (every cached entity):
+            # planning thousands of components must stay linear.
+            if ftrack_api.inspection.state(version) is ftrack_api.symbol.CREATED:
                 raise self._fail("its version is not committed yet; commit the session first")
             self._version = version
         return self._version

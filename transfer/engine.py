@@ -267,6 +267,13 @@ class JobRunner:
                 self.journal.update_job(
                     self.job_id, status="running", started=time.time(), message=plan.summary()
                 )
+                # The plan is in the journal now; the thousands of entities planning
+                # loaded are not needed again, so a large send's memory stays flat.
+                del plan
+                session.reset()
+                locations = configured_locations(
+                    session, self.config, [job.source, *job.destinations]
+                )
             return self._execute(self.journal.job(self.job_id), locations)
         except UserError as error:
             return self._finish("failed", str(error))

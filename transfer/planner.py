@@ -12,13 +12,15 @@ number of ftrack requests grows with the number of components / 500, not per fil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import ftrack_api.exception
+import ftrack_api.inspection
 import ftrack_api.symbol
 
 from ..accessors.errors import UnsafeResourceIdentifierError
@@ -192,7 +194,6 @@ class Planner:
             filters = dataclasses.replace(filters, components=tuple(component_names))
         components = self.collect(selection, filters, source if require_at_source else None)
         containers = [c for c in components if c["system_type"] in ("sequence", "container")]
-        members = self.members(containers)
         self.prefetch_for_structures(components, containers)
 
         plan = Plan(
@@ -201,27 +202,26 @@ class Planner:
             selected=len(components),
         )
         for component in components:
+            if component["system_type"] != "file":
+                continue
             label = self.label(component)
-            src_locations = self.locations(component, members.get(component["id"], ()))
-            if component["system_type"] == "file":
-                source_ri = src_locations.get((component["id"], source["id"]))
-                if source_ri is None:
-                    plan.missing.append(
-                        Skipped(component["id"], label, f"not available at {source['name']}")
-                    )
-                    continue
-                for leg, destination in zip(plan.legs, destinations, strict=True):
-                    self._plan_file(leg, destination, component, source_ri, label, src_locations)
-            else:
-                self._plan_container(
-                    plan,
-                    source,
-                    destinations,
-                    component,
-                    members.get(component["id"], []),
-                    label,
-                    src_locations,
+            src_locations = self.locations(component, ())
+            source_ri = src_locations.get((component["id"], source["id"]))
+            if source_ri is None:
+                plan.missing.append(
+                    Skipped(component["id"], label, f"not available at {source['name']}")
                 )
+                continue
+            for leg, destination in zip(plan.legs, destinations, strict=True):
+                self._plan_file(leg, destination, component, source_ri, label, src_locations)
+        for container, members in self.members(containers):
+            label = self.label(container)
+            src_locations = self.locations(container, members)
+            self._plan_container(
+                plan, source, destinations, container, members, label, src_locations
+            )
+            # Planned: the frames' entities are not needed again (see members()).
+            self._forget(members)
 
         for path in additional_files:
             self._plan_additional(plan, source, path)
@@ -275,17 +275,42 @@ class Planner:
         items = self.session.query(f'select entity_id from ListObject where list_id is "{list_id}"')
         return {kind: [item["entity_id"] for item in items]}
 
-    def members(self, containers: Sequence[Any]) -> dict[str, list[Any]]:
-        """Members of sequences and containers, grouped by container id."""
-        grouped: dict[str, list[Any]] = {c["id"]: [] for c in containers}
-        ids = sorted(grouped)
-        for batch in chunks(ids):
-            expression = f"select {_MEMBER_PROJECTION} from FileComponent where container_id in {quote_ids(batch)}"
+    def members(self, containers: Sequence[Any]) -> Iterator[tuple[Any, list[Any]]]:
+        """Each sequence or container with its members (in name order), one at a time.
+
+        Members come from paged queries ordered by container, so a send of many thousand
+        frames never holds all their entities at once: the caller plans a container,
+        then forgets its members.
+        """
+        by_id = {c["id"]: c for c in containers}
+        for batch in chunks(sorted(by_id)):
+            expression = (
+                f"select {_MEMBER_PROJECTION} from FileComponent "
+                f"where container_id in {quote_ids(batch)} order by container_id, name"
+            )
+            current: str | None = None
+            group: list[Any] = []
             for member in self.session.query(expression):
-                grouped[member["container_id"]].append(member)
-        for values in grouped.values():
-            values.sort(key=lambda m: m["name"])
-        return grouped
+                if member["container_id"] != current:
+                    if current is not None:
+                        yield by_id.pop(current), group
+                    current, group = member["container_id"], []
+                group.append(member)
+            if current is not None:
+                yield by_id.pop(current), group
+        for container in by_id.values():  # containers without members
+            yield container, []
+
+    def _forget(self, entities: Iterable[Any]) -> None:
+        """Drop entities (and their ComponentLocations) from the session's cache."""
+        cache = self.session.cache
+        key = self.session.cache_key_maker.key
+        for entity in entities:
+            for row in entity["component_locations"]:
+                with contextlib.suppress(KeyError):
+                    cache.remove(key(ftrack_api.inspection.identity(row)))
+            with contextlib.suppress(KeyError):
+                cache.remove(key(ftrack_api.inspection.identity(entity)))
 
     def prefetch_for_structures(self, components: Sequence[Any], containers: Sequence[Any]) -> None:
         """Load what structures read (project names, sequence padding) in a few queries."""

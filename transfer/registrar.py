@@ -15,6 +15,7 @@ remembers what was registered so a resumed job does not register twice.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -106,8 +107,29 @@ class Registrar:
                 if not row.registered and component_id not in by_destination.get(destination, ()):
                     by_destination.setdefault(destination, []).append(component_id)
             for destination, component_ids in by_destination.items():
-                for batch in chunks(component_ids, self.batch_size):
+                # Completed sequences ride along with their last members, even if
+                # that makes a commit a little larger than batch_size.
+                extra = self._add_completed_containers(destination, component_ids)
+                for batch in chunks(component_ids, self.batch_size + extra):
                     self._register(destination, list(batch))
+
+    def _add_completed_containers(self, destination: str, component_ids: list[str]) -> int:
+        """Append the sequences whose last members are in *component_ids*, so a finished
+        sequence is registered in the same commit as its last frames, not one after."""
+        added = 0
+        members = collections.Counter(
+            self._rows[(destination, cid)].container_id
+            for cid in component_ids
+            if self._rows[(destination, cid)].container_id
+        )
+        for container_id, count in members.items():
+            if (
+                self._remaining.get((destination, container_id)) == count
+                and container_id not in component_ids
+            ):
+                component_ids.append(container_id)
+                added += 1
+        return added
 
     def _register(self, destination: str, component_ids: list[str]) -> None:
         location_id = self.location_ids[destination]
