@@ -192,6 +192,9 @@ class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy,
     def abort_write(self, resource_identifier: str, token: str) -> None:
         self._disk("abort", resource_identifier).abort_write(resource_identifier, token)
 
+    def discard_stale(self, resource_identifier: str, keep: str | None = None) -> int:
+        return self._disk("clean up", resource_identifier).discard_stale(resource_identifier, keep)
+
     def put_small(
         self,
         resource_identifier: str,

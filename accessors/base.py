@@ -244,6 +244,16 @@ class ChunkedWrite(abc.ABC):
     def abort_write(self, resource_identifier: str, token: str) -> None:
         """Discard a write: remove the temporary data. Safe if nothing was written."""
 
+    @abc.abstractmethod
+    def discard_stale(self, resource_identifier: str, keep: str | None = None) -> int:
+        """Remove the temporaries of unfinished writes of *resource_identifier*, except
+        the one of token *keep*; return how many were removed.
+
+        A process can die after a write began but before its token was journalled; the
+        engine calls this before writing a file again after such an interruption, so
+        nothing is left behind that no token names.
+        """
+
     def put_small(
         self,
         resource_identifier: str,

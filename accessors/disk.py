@@ -322,6 +322,22 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
         with self._errors("abort", resource_identifier), contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
 
+    def discard_stale(self, resource_identifier: str, keep: str | None = None) -> int:
+        final = self._path(resource_identifier)
+        directory, name = os.path.split(final)
+        try:
+            entries = os.listdir(directory)
+        except FileNotFoundError:
+            return 0
+        stale = writes.stale_temporaries(entries, name, keep)
+        for entry in stale:
+            with (
+                self._errors("clean up", resource_identifier),
+                contextlib.suppress(FileNotFoundError),
+            ):
+                os.remove(os.path.join(directory, entry))
+        return len(stale)
+
     def _open_temporary(
         self, temporary: str, resource_identifier: str, token: str, flags: int
     ) -> int:

@@ -315,6 +315,31 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
 
         self._call("abort", resource_identifier, work)
 
+    def discard_stale(self, resource_identifier: str, keep: str | None = None) -> int:
+        key = self._key(resource_identifier)
+        kept = self._parse_token(resource_identifier, keep)[1] if keep else None
+
+        def work(client: Any) -> int:
+            # Multipart uploads are S3's temporaries: listed by key, aborted by id.
+            stale = []
+            for page in client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=key
+            ):
+                stale += [
+                    upload["UploadId"]
+                    for upload in page.get("Uploads", [])
+                    if upload["Key"] == key and upload["UploadId"] != kept
+                ]
+            for upload_id in stale:
+                try:
+                    client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                except be.ClientError as error:
+                    if error_code(error) != "NoSuchUpload":
+                        raise
+            return len(stale)
+
+        return self._call("clean up", resource_identifier, work)
+
     def put_small(
         self,
         resource_identifier: str,

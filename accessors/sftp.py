@@ -555,6 +555,22 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
 
         self._run("abort", resource_identifier, work)
 
+    def discard_stale(self, resource_identifier: str, keep: str | None = None) -> int:
+        directory, name = posixpath.split(self._remote(resource_identifier))
+
+        def work(conn: SftpConnection) -> int:
+            try:
+                entries = conn.sftp.listdir(directory)
+            except FileNotFoundError:
+                return 0
+            stale = writes.stale_temporaries(entries, name, keep)
+            for entry in stale:
+                with contextlib.suppress(FileNotFoundError):
+                    conn.sftp.remove(posixpath.join(directory, entry))
+            return len(stale)
+
+        return self._run("clean up", resource_identifier, work)
+
     def put_small(
         self,
         resource_identifier: str,

@@ -48,6 +48,21 @@ def temporary_name(final_name: str, token: str) -> str:
     return f".{final_name[:_NAME_PART]}.{token}.part"
 
 
+def stale_temporaries(entries: Sequence[str], final_name: str, keep: str | None) -> list[str]:
+    """The entries of a directory that are temporaries of *final_name*, other than
+    the temporary of token *keep*."""
+    prefix = f".{final_name[:_NAME_PART]}."
+    kept = temporary_name(final_name, keep) if keep else None
+    return [
+        entry
+        for entry in entries
+        if entry.startswith(prefix)
+        and _TOKEN.match(entry[len(prefix) : -len(".part")])
+        and entry.endswith(".part")
+        and entry != kept
+    ]
+
+
 def is_temporary(name: str) -> bool:
     """Whether a directory entry is the temporary file of an unfinished write."""
     return bool(TEMPORARY_NAME.match(name))

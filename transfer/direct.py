@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -40,6 +41,8 @@ from .config import TransferSettings
 from .retry import Cancelled, retry
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -160,6 +163,21 @@ class Endpoints:
             )
         )
         return composite_digest([c.sha256 for c in chunks])
+
+    def discard_stale(self, dest_ri: str, keep: str | None) -> None:
+        """Remove temporaries an interrupted attempt left that no journalled token names."""
+        if supports(self.destination, ChunkedWrite):
+            try:
+                removed = self.retry(lambda: self.destination.discard_stale(dest_ri, keep))
+            except Cancelled:
+                raise
+            except Exception as error:
+                logger.info(
+                    "could not clean up after an interrupted write of %s: %s", dest_ri, error
+                )
+                return
+            if removed:
+                logger.info("removed %d stale temporaries of %s", removed, dest_ri)
 
     def abort(self, dest_ri: str, token: str) -> None:
         # Best effort: a leftover temporary is hidden and harmless.

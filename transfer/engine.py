@@ -212,6 +212,7 @@ class JobRunner:
         self.registrar: Registrar | None = None
         self.plan_notes: list[Any] = []
         self.started: float | None = None
+        self.resuming = False
         self._bytes_done = 0
         self._bytes_total = 0
         self._files_done = 0
@@ -255,6 +256,9 @@ class JobRunner:
                     "cancelled", f"cancelled by {job.cancel_requested_by} before it started"
                 )
             locations = configured_locations(session, self.config, [job.source, *job.destinations])
+            # A job already running when this runner took it over was interrupted: its
+            # files may have temporaries that no journalled token names.
+            self.resuming = job.status == "running"
             if job.status in ("queued", "planning"):
                 self.journal.update_job(self.job_id, status="planning")
                 reporter.update("running", f"{title}: planning")
@@ -374,6 +378,7 @@ class JobRunner:
                 token=row.token,
                 chunk_size=row.chunk_size,
                 source_mtime=row.source_mtime,
+                tidy=self.resuming,
             )
             for row in files
         ]
@@ -606,31 +611,52 @@ class JobRunner:
         snapshot = self.snapshot()
         for subscriber in self.subscribers:
             subscriber.on_job_finished(snapshot, status, message)
-        if not self.subscribers:
-            self._report_without_session(status, message)
-        self.journal.update_job(self.job_id, status=status, message=message, finished=time.time())
+        if self.subscribers:
+            reported = all(s.finished for s in self.subscribers if isinstance(s, JobReporter))
+        else:
+            reported = self._report_without_session(status, message)
+        # A final status ftrack did not take is remembered, and serve reports it again.
+        self.journal.update_job(
+            self.job_id,
+            status=status,
+            message=message,
+            finished=time.time(),
+            ftrack_unreported=int(not reported),
+        )
         return status
 
-    def _report_without_session(self, status: str, message: str) -> None:
+    def _report_without_session(self, status: str, message: str) -> bool:
         """A job that failed before its session existed still ends its ftrack Job."""
         job = self.journal.job(self.job_id)
         if not job.ftrack_job_id:
-            return
+            return True
         try:
             session = self.session_factory()
         except Exception:
             logger.warning(
                 "job %s %s: %s (ftrack unreachable; Job not updated)", self.job_id, status, message
             )
-            return
+            return False
         try:
-            JobReporter(
-                session, job.ftrack_job_id, job.request.get("title", "Transfer"), 0
-            ).on_job_finished(
-                Snapshot(self.job_id, 0, 0, 0, 0, 0, 0, 0, 0.0, None), status, message
-            )
+            title = job.request.get("title", "Transfer")
+            return JobReporter(session, job.ftrack_job_id, title, 0).finish(status, message)
         finally:
             session.close()
+
+
+def report_unreported(journal: Journal, session: ftrack_api.Session) -> int:
+    """Give ftrack the final status of jobs that ended while it was unreachable, so no
+    ftrack Job stays ``running`` once ftrack is back. Returns how many were reported."""
+    reported = 0
+    for job in journal.unreported_jobs():
+        if not job.ftrack_job_id:
+            journal.update_job(job.id, ftrack_unreported=0)
+            continue
+        title = job.request.get("title", "Transfer")
+        if JobReporter(session, job.ftrack_job_id, title, 0).finish(job.status, job.message):
+            journal.update_job(job.id, ftrack_unreported=0)
+            reported += 1
+    return reported
 
 
 def _discard_pending(session: Any) -> None:

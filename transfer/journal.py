@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     files_total INTEGER NOT NULL DEFAULT 0,
     bytes_total INTEGER NOT NULL DEFAULT 0,
     started REAL,
-    finished REAL
+    finished REAL,
+    ftrack_unreported INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE TABLE IF NOT EXISTS components (
@@ -139,6 +140,7 @@ class Job:
     updated: float
     started: float | None
     finished: float | None
+    ftrack_unreported: int = 0
 
     @property
     def is_finished(self) -> bool:
@@ -398,6 +400,12 @@ class Journal:
             "SELECT * FROM jobs WHERE status IN ('queued', 'planning', 'running') ORDER BY priority DESC, created"
         )
         return [j for j in map(self._job, rows) if not owner_alive(j.owner, j.heartbeat)]
+
+    def unreported_jobs(self) -> list[Job]:
+        """Finished jobs whose final status did not reach their ftrack Job (ftrack was
+        down when they ended); ``serve`` reports them again."""
+        rows = self._query("SELECT * FROM jobs WHERE ftrack_unreported = 1 ORDER BY finished")
+        return [self._job(r) for r in rows]
 
     def request_cancel(self, job_id: str, username: str) -> None:
         self._execute(

@@ -28,6 +28,10 @@ def clip(text: str, limit: int = MAX_DESCRIPTION) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: The ftrack Job status for a transfer job's end (ftrack has no "cancelled").
+FTRACK_STATUS = {"done": "done", "failed": "failed", "cancelled": "failed", "paused": "queued"}
+
+
 class JobReporter(Subscriber):
     """Keeps one ftrack Job in step with a transfer job."""
 
@@ -38,6 +42,8 @@ class JobReporter(Subscriber):
         self.ftrack_job_id = ftrack_job_id
         self.title = title
         self.throttle = Throttle(interval)
+        #: Whether the final status reached ftrack (set by on_job_finished).
+        self.finished = True
 
     @classmethod
     def create_job(
@@ -86,28 +92,32 @@ class JobReporter(Subscriber):
         if session.get("Job", job_id) is None:
             cls.create_job(session, user_id, description, status, job_id=job_id)
 
-    def update(self, status: str | None = None, description: str | None = None) -> None:
-        """Set the Job's status and/or description; a failure to report never fails a send."""
+    def update(self, status: str | None = None, description: str | None = None) -> bool:
+        """Set the Job's status and/or description; return whether ftrack took it.
+
+        A failure to report never fails a send."""
         values: dict[str, Any] = {}
         if status:
             values["status"] = status
         if description is not None:
             values["data"] = json.dumps({"description": clip(description)})
         if not values:
-            return
+            return True
         try:
             job = self.session.get("Job", self.ftrack_job_id)
             if job is None:
                 logger.warning(
                     "ftrack Job %s no longer exists; progress is not reported", self.ftrack_job_id
                 )
-                return
+                return True
             for key, value in values.items():
                 job[key] = value
             self.session.commit()
         except Exception as error:  # ftrack errors, and ftrack unreachable after retries
             self.session.rollback()
             logger.warning("could not update ftrack Job %s: %s", self.ftrack_job_id, error)
+            return False
+        return True
 
     # ------------------------------------------------------------------ subscriber
 
@@ -119,10 +129,9 @@ class JobReporter(Subscriber):
             self.update(description=f"{self.title}: {snapshot.describe()}")
 
     def on_job_finished(self, snapshot: Snapshot, status: str, message: str) -> None:
-        ftrack_status = {
-            "done": "done",
-            "failed": "failed",
-            "cancelled": "failed",
-            "paused": "queued",
-        }[status]
-        self.update(ftrack_status, f"{self.title}: {message}")
+        self.finished = self.finish(status, message)
+
+    def finish(self, status: str, message: str) -> bool:
+        """The Job's final status and message; False if ftrack did not take them (the
+        journal then remembers to try again, see ``Journal.unreported_jobs``)."""
+        return self.update(FTRACK_STATUS[status], f"{self.title}: {message}")

@@ -54,6 +54,8 @@ class FileTask:
     restarts: int = 0
     failed: bool = False
     stale: bool = False
+    #: An earlier attempt may have left temporaries no token names: remove them first.
+    tidy: bool = False
     todo: collections.deque = dataclasses.field(default_factory=collections.deque)
     done: dict[int, WrittenChunk] = dataclasses.field(default_factory=dict)
     inflight: int = 0
@@ -282,6 +284,8 @@ class Scheduler:
     @staticmethod
     def _small(task: FileTask) -> str | None:
         ep = task.endpoints
+        if task.tidy:
+            ep.discard_stale(task.dest_ri, None)
         data = ep.read_small(task.source_ri, task.size)
         if data is None:
             return None
@@ -291,6 +295,8 @@ class Scheduler:
     @staticmethod
     def _prepare(task: FileTask) -> None:
         ep = task.endpoints
+        if task.tidy:
+            ep.discard_stale(task.dest_ri, task.token)
         stat = ep.stat_source(task.source_ri)
         if task.token and (
             stat.size != task.size

@@ -33,7 +33,7 @@ from ..actions.base import notify_user
 from ..actions.send import SendAction, SendRequest
 from .config import Schedule, SitesConfig, matches_principal
 from .configure_location import configure_locations
-from .engine import JobRunner, submit
+from .engine import JobRunner, report_unreported, submit
 from .errors import UserError
 from .ftrack_session import open_session
 from .journal import FINISHED, Journal, owner_id
@@ -460,10 +460,16 @@ class Service:
                     self.enqueue(job.id, job.priority)
                 if self.run_schedules:
                     self._run_due_schedules()
-                if self.config.auto_return and time.monotonic() - last_scan >= self.scan_interval:
+                unreported = self.journal.unreported_jobs()
+                scan_due = (
+                    self.config.auto_return and time.monotonic() - last_scan >= self.scan_interval
+                )
+                if (unreported or scan_due) and session is None:
+                    session = self.session_factory()
+                if unreported:
+                    report_unreported(self.journal, session)
+                if scan_due:
                     last_scan = time.monotonic()
-                    if session is None:
-                        session = self.session_factory()
                     self.scan_returns(session)
             except Exception:
                 logger.exception("housekeeping failed")

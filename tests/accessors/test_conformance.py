@@ -407,6 +407,30 @@ def test_abort_leaves_nothing(accessor_case: StorageCase) -> None:
             accessor.write_chunk("aborted/file.bin", token, 0, b"x", chunk_digest(b"x"))
 
 
+def test_discard_stale_removes_unnamed_writes_but_keeps_the_journalled_one(
+    accessor_case: StorageCase,
+) -> None:
+    """After a crash, writes whose token was never journalled are cleaned up; the one the
+    journal names goes on and commits."""
+    accessor = accessor_case.accessor
+    data = payload(LARGE, 12)
+    lost = [accessor.begin_write("shot/frame.exr", LARGE, CHUNK) for _ in range(2)]
+    kept = accessor.begin_write("shot/frame.exr", LARGE, CHUNK)
+    other = accessor.begin_write("shot/frame.exr.bak", LARGE, CHUNK)
+    assert accessor.discard_stale("shot/frame.exr", keep=kept) == len(lost)
+    assert accessor.discard_stale("shot/frame.exr", keep=kept) == 0
+    written = write_chunks(accessor, "shot/frame.exr", kept, chunks_of(data))
+    accessor.commit_write("shot/frame.exr", kept, LARGE, written, "checksum")
+    assert accessor.read_range("shot/frame.exr", 0, LARGE) == data
+    # Another file's write, with a name that starts the same, is not touched.
+    assert accessor.discard_stale("shot/frame.exr") == 0
+    accessor.abort_write("shot/frame.exr.bak", other)
+    if accessor_case.local_root is not None:
+        assert sorted(p.name for p in accessor_case.local_path("shot").iterdir()) == ["frame.exr"]
+    else:
+        assert not accessor.client.list_multipart_uploads(Bucket=accessor.bucket).get("Uploads")
+
+
 def test_resumed_write_with_a_new_accessor(accessor_case: StorageCase) -> None:
     """A restarted process continues a write from the journalled token."""
     data = payload(LARGE, 8)

@@ -35,7 +35,7 @@ def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCa
     before = studio.server.stats
     cases = {
         ("send", "--from", "nowhere", "--to", la, "demo/sq010/sh0010"): (
-            f'ftrack-transfer send: unknown location "nowhere"; configured locations: '
+            'ftrack-transfer send: unknown location "nowhere"; configured locations: '
         ),
         ("send", "--from", hq, "--to", hq, "demo/sq010/sh0010"): (
             f"ftrack-transfer send: source and destination are the same location ({hq}); choose another destination"
@@ -48,7 +48,7 @@ def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCa
             "ftrack-transfer send: unknown entity id 12345678-1234-1234-1234-123456789abc: no project, context, "
             "version, component, list or asset has it in ftrack"
         ),
-        ("status", "0000nosuchjob"): "ftrack-transfer status: no job \"0000nosuchjob\" in journal",
+        ("status", "0000nosuchjob"): 'ftrack-transfer status: no job "0000nosuchjob" in journal',
     }
     for args, message in cases.items():
         result = cli(studio, *args)
@@ -64,17 +64,32 @@ def test_nothing_to_send_and_missing_at_source_are_explained(studio: StudioCase)
     hq, la = studio.names["hq"], studio.names["la"]
     result = cli(studio, "send", "--from", la, "--to", hq, published.version_id, "--wait")
     assert result.returncode == 0, result.stderr
-    assert f"nothing to send: 0 components (0 files, 0 B) from {la} to {hq}; 1 not available at {la}" in result.stderr
+    assert (
+        f"nothing to send: 0 components (0 files, 0 B) from {la} to {hq}; 1 not available at {la}"
+        in result.stderr
+    )
     first = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
     assert first.returncode == 0, first.stderr
     again = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
-    assert f"nothing to send: 0 components (0 files, 0 B) from {hq} to {la}; 1 already at {la}" in again.stderr
+    assert (
+        f"nothing to send: 0 components (0 files, 0 B) from {hq} to {la}; 1 already at {la}"
+        in again.stderr
+    )
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(studio: StudioCase) -> None:
     published = studio.publish(files={"main": 2048}, sequences={"plate": (12, 512)})
     before = studio.server.stats
-    result = cli(studio, "send", "--from", studio.names["hq"], "--to", studio.names["la"], published.version_id, "--dry-run")
+    result = cli(
+        studio,
+        "send",
+        "--from",
+        studio.names["hq"],
+        "--to",
+        studio.names["la"],
+        published.version_id,
+        "--dry-run",
+    )
     assert result.returncode == 0, result.stderr
     assert "Plan: 2 components (13 files, 8.0 KiB)" in result.stdout
     assert "send to demo/sq010/sh0010/" in result.stdout
@@ -108,20 +123,37 @@ def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) ->
 
 
 def test_cancel_stops_a_running_send_cleanly(studio: StudioCase) -> None:
-    config = studio.config_path.read_text().replace("streams = 4", 'streams = 2\nbandwidth = "3MB/s"')
+    config = studio.config_path.read_text().replace(
+        "streams = 4", 'streams = 2\nbandwidth = "3MB/s"'
+    )
     studio.config_path.write_text(config)
     published = studio.publish(files={"big": 24 * 1024**2, "small": 1000})
-    process = start(studio, "send", "--from", studio.names["hq"], "--to", studio.names["la"], published.version_id, "--wait")
+    process = start(
+        studio,
+        "send",
+        "--from",
+        studio.names["hq"],
+        "--to",
+        studio.names["la"],
+        published.version_id,
+        "--wait",
+    )
     journal = Journal(studio.config.journal_path())
-    wait_until(lambda: journal.jobs() and journal.progress(journal.jobs()[0].id).files_done >= 1, timeout=60)
+    wait_until(
+        lambda: journal.jobs() and journal.progress(journal.jobs()[0].id).files_done >= 1,
+        timeout=60,
+    )
     wait_until(lambda: partial_files(studio.roots["la"]), timeout=30)
     job = journal.jobs()[0]
     result = cli(studio, "cancel", job.id)
     assert result.returncode == 0, result.stderr
     output, _ = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 1, output
     assert journal.job(job.id).status == "cancelled"
-    assert "cancelled by pipeline; 1 of 2 components arrived and stay available" in journal.job(job.id).message
+    assert (
+        "cancelled by pipeline; 1 of 2 components arrived and stay available"
+        in journal.job(job.id).message
+    )
     session = studio.session()
     ftrack_job = session.get("Job", job.ftrack_job_id)
     assert ftrack_job["status"] == "failed"

@@ -23,7 +23,9 @@ from tests.fixtures.storage import read_only_directory
 from tests.fixtures.studio import StudioCase, files_under, partial_files
 
 
-def queue(studio: StudioCase, source: str, destinations: list[str], version_id: str) -> tuple[Journal, str]:
+def queue(
+    studio: StudioCase, source: str, destinations: list[str], version_id: str
+) -> tuple[Journal, str]:
     journal = studio.journal()
     job_id = submit(
         journal, source=studio.names[source], destinations=[studio.names[d] for d in destinations],
@@ -47,9 +49,15 @@ def ftrack_job(studio: StudioCase, journal: Journal, job_id: str) -> tuple[str, 
 def tiny_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
     """A real file system that fills up: a tmpfs of *size* mounted at *path*."""
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, check=False)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
     if result.returncode != 0:
-        pytest.fail(f"cannot mount a small tmpfs to fill up ({result.stderr.decode().strip()}); the tests need root")
+        pytest.fail(
+            f"cannot mount a small tmpfs to fill up ({result.stderr.decode().strip()}); the tests need root"
+        )
     try:
         yield path
     finally:
@@ -62,7 +70,9 @@ def tiny_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
 def test_s3_throttling_and_5xx_on_part_uploads_are_retried(studio: StudioCase) -> None:
     proxy = FaultProxy(studio.s3.endpoint_url).start()
     try:
-        studio.config_path.write_text(studio.config_path.read_text().replace(studio.s3.endpoint_url, proxy.url))
+        studio.config_path.write_text(
+            studio.config_path.read_text().replace(studio.s3.endpoint_url, proxy.url)
+        )
         proxy.add(Rule("slowdown", method="PUT", query="partNumber", count=2))
         proxy.add(Rule("internal", method="PUT", query="partNumber", count=1))
         proxy.add(Rule("reset", method="PUT", count=1))
@@ -72,26 +82,37 @@ def test_s3_throttling_and_5xx_on_part_uploads_are_retried(studio: StudioCase) -
         assert len(proxy.faults()) == 4
     finally:
         proxy.stop()
-    assert studio.read(published.components["main"], "cloud") == [published.files["main"][0].read_bytes()]
+    assert studio.read(published.components["main"], "cloud") == [
+        published.files["main"][0].read_bytes()
+    ]
     assert studio.availability(list(published.components.values()), "cloud") == [100.0, 100.0]
 
 
 def test_an_sftp_connection_dropped_mid_file_is_reconnected(studio: StudioCase) -> None:
-    config = studio.config_path.read_text().replace("streams = 4", 'streams = 2\nbandwidth = "8MB/s"')
+    config = studio.config_path.read_text().replace(
+        "streams = 4", 'streams = 2\nbandwidth = "8MB/s"'
+    )
     studio.config_path.write_text(config)
     published = studio.publish(files={"main": 16 * 1024**2})
     journal, job_id = queue(studio, "hq", ["la"], published.version_id)
     result: list[str] = []
     thread = threading.Thread(target=lambda: result.append(run(studio, journal, job_id)))
     thread.start()
-    wait_until(lambda: journal.files(job_id) and journal.files(job_id)[0].bytes_sent >= 4 * 1024**2, timeout=60)
+    wait_until(
+        lambda: journal.files(job_id) and journal.files(job_id)[0].bytes_sent >= 4 * 1024**2,
+        timeout=60,
+    )
     assert studio.sftp.kill_sessions() >= 1
     thread.join(120)
     assert result == ["done"], journal.job(job_id).message
-    assert studio.read(published.components["main"], "la") == [published.files["main"][0].read_bytes()]
+    assert studio.read(published.components["main"], "la") == [
+        published.files["main"][0].read_bytes()
+    ]
 
 
-def test_accsyn_429_502_and_dropped_connections_while_polling_are_retried(studio: StudioCase) -> None:
+def test_accsyn_429_502_and_dropped_connections_while_polling_are_retried(
+    studio: StudioCase,
+) -> None:
     published = studio.publish(files={"main": 300_000}, sequences={"plate": (6, 1000)})
     studio.accsyn.faults.add("http429", uri="task/find", count=1)
     studio.accsyn.faults.add("http502", uri="transfer/find", count=1)
@@ -99,17 +120,22 @@ def test_accsyn_429_502_and_dropped_connections_while_polling_are_retried(studio
     journal, job_id = queue(studio, "hq", ["vendor"], published.version_id)
     assert run(studio, journal, job_id) == "done", journal.job(job_id).message
     assert studio.availability(list(published.components.values()), "vendor") == [100.0, 100.0]
-    assert studio.read(published.components["plate"], "vendor") == [p.read_bytes() for p in published.files["plate"]]
+    assert studio.read(published.components["plate"], "vendor") == [
+        p.read_bytes() for p in published.files["plate"]
+    ]
 
 
 # ---------------------------------------------------------------------------- permanent
 
 
-def test_a_full_destination_fails_the_job_with_the_reason_and_registers_nothing(studio: StudioCase, tmp_path: Path) -> None:
+def test_a_full_destination_fails_the_job_with_the_reason_and_registers_nothing(
+    studio: StudioCase, tmp_path: Path
+) -> None:
     full = tmp_path / "full"
     with tiny_filesystem(full):
         studio.config_path.write_text(
-            studio.config_path.read_text() + f'\n[locations."small-{studio.uid}"]\naccessor = "disk"\nroot = "{full}"\n'
+            studio.config_path.read_text()
+            + f'\n[locations."small-{studio.uid}"]\naccessor = "disk"\nroot = "{full}"\n'
         )
         studio.names["small"] = f"small-{studio.uid}"
         published = studio.publish(files={"main": 6 * 1024**2})
@@ -173,5 +199,48 @@ def test_two_sends_of_the_same_component_at_once_leave_one_correct_copy(studio: 
         f'select id from ComponentLocation where location_id is "{la["id"]}" and component_id is "{published.components["main"]}"'
     ).all()
     assert len(rows) == 1
-    assert studio.read(published.components["plate"], "la") == [p.read_bytes() for p in published.files["plate"]]
+    assert studio.read(published.components["plate"], "la") == [
+        p.read_bytes() for p in published.files["plate"]
+    ]
     assert partial_files(studio.roots["la"]) == []
+
+
+# ---------------------------------------------------------------------------- ftrack
+
+
+def test_a_final_status_ftrack_missed_is_reported_by_serve_once_ftrack_is_back(
+    studio: StudioCase,
+) -> None:
+    from ftrack_transfer.transfer.service import Service
+
+    published = studio.publish(files={"main": 1000})
+    journal, job_id = queue(studio, "hq", ["la"], published.version_id)
+
+    def job_done(batch: list) -> bool:
+        return any(
+            isinstance(op, dict) and op.get("entity_type") == "Job"
+            and (op.get("entity_data") or {}).get("status") == "done"
+            for op in batch
+        )  # fmt: skip
+
+    faults = studio.server.faults
+    faults.fail_next_requests(100, 503, when=job_done)
+    assert run(studio, journal, job_id) == "done"
+    faults.clear()
+    assert ftrack_job(studio, journal, job_id)[0] == "running"
+    assert [j.id for j in journal.unreported_jobs()] == [job_id]
+
+    service = Service(
+        studio.config, journal=studio.journal(), housekeeping_interval=0.1, scan_interval=3600
+    )
+    service.start()
+    try:
+        wait_until(
+            lambda: not journal.unreported_jobs(),
+            timeout=30,
+            message="serve never reported the job",
+        )
+    finally:
+        service.stop()
+    status, description = ftrack_job(studio, journal, job_id)
+    assert status == "done" and description.startswith("test send: sent 1 components")

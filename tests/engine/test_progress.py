@@ -22,12 +22,18 @@ class Watch(Subscriber):
         self.component_id = component_id
         self.seen: list[float] = []
 
-    def on_components_available(self, job_id: str, destination: str, component_ids: list[str]) -> None:
+    def on_components_available(
+        self, job_id: str, destination: str, component_ids: list[str]
+    ) -> None:
         self.seen.append(self.studio.availability([self.component_id], "la")[0])
 
 
-def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progress(studio: StudioCase) -> None:
-    config = studio.config_path.read_text().replace("streams = 4", 'streams = 2\nbandwidth = "1MB/s"')
+def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progress(
+    studio: StudioCase,
+) -> None:
+    config = studio.config_path.read_text().replace(
+        "streams = 4", 'streams = 2\nbandwidth = "1MB/s"'
+    )
     studio.config_path.write_text(config.replace("files_in_flight = 8", "files_in_flight = 2"))
     published = studio.publish(sequences={"plate": (40, 64 * 1024)})
     plate = published.components["plate"]
@@ -39,7 +45,10 @@ def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progr
     )  # fmt: skip
     watch = Watch(studio, plate)
     studio.server.reset_stats()
-    assert JobRunner(journal, studio.config, session_factory(), job_id, subscribers=[watch]).run() == "done"
+    assert (
+        JobRunner(journal, studio.config, session_factory(), job_id, subscribers=[watch]).run()
+        == "done"
+    )
 
     partial = [value for value in watch.seen if 0 < value < 100]
     assert len(partial) >= 2, watch.seen
@@ -54,7 +63,9 @@ def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progr
         if op.get("action") == "update" and op.get("entity_type") == "Job"
         and op["entity_key"] == [ftrack_job_id] and "data" in op.get("entity_data", {})
     ]  # fmt: skip
-    running = [d for d in descriptions if " of 40 files" in d and "MB/s" in d and "ETA" in d and "%" in d]
+    running = [
+        d for d in descriptions if " of 40 files" in d and "MB/s" in d and "ETA" in d and "%" in d
+    ]
     assert len(running) >= 3, descriptions
     # About 2.6 s of transfer with a 0.2 s interval: throttled, not one update per file.
     assert len(descriptions) <= 30, len(descriptions)

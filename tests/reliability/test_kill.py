@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from ftrack_transfer.transfer.journal import Journal
 from tests.fixtures.ftrack import wait_until
 from tests.fixtures.studio import StudioCase
 
-from .conftest import FULL, Auditor, Ledger, Recorder, s3_objects, sha, studio_secrets
+from .conftest import FULL, Auditor, Ledger, Recorder, studio_secrets
 from .helpers import cli, ftrack_job, throttle
 
 MiB = 1024**2
@@ -214,19 +213,10 @@ def test_serve_killed_at_random_points_resumes_every_send(
         + f") over {len(sends)} sends; bytes sent {sent / total:.2f}x the data",
     )
     assert sum(kills.values()) >= POINTS
-    findings = audit(ledger, temporaries_allowed=True)
     # A write begun but not yet journalled when the process died (a small file written
-    # whole to a temporary of its own, a multipart upload just created) cannot be named
-    # again: such leftovers stay hidden beside the complete, verified file.
-    objects = s3_objects(studio, studio.names["cloud"])
-    for temporary in findings.temporaries:
-        if temporary.startswith("cloud upload: "):
-            data = objects.get(temporary.removeprefix("cloud upload: "))
-        else:
-            path = Path(temporary)
-            final = path.with_name(re.sub(r"^\.(.*)\.[0-9a-f]{16}\.part$", r"\1", path.name))
-            data = final.read_bytes() if final != path and final.is_file() else None
-        assert data is not None and sha(data) in ledger.sources, temporary
+    # whole to a temporary of its own, a multipart upload just created) has no token to
+    # find it by; the resumed job cleans such leftovers up before writing the file again.
+    findings = audit(ledger)
     recorder.figure(
         f"orphaned temporaries after the kills, sends to {role}", str(len(findings.temporaries))
     )
