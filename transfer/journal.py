@@ -231,10 +231,20 @@ class Journal:
             # last transaction, which resume then simply redoes.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as error:
             raise UserError(f"cannot open the journal {self.path}: {error}") from None
         self._db.row_factory = sqlite3.Row
         self._serve_lock_file: Any = None
+
+    def _migrate(self) -> None:
+        """Bring a journal written by an earlier version up to this schema (columns
+        added since are appended with their defaults)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "ftrack_unreported" not in columns:
+            self._db.execute(
+                "ALTER TABLE jobs ADD COLUMN ftrack_unreported INTEGER NOT NULL DEFAULT 0"
+            )
 
     def close(self) -> None:
         with self._lock:
