@@ -271,10 +271,16 @@ class Service:
         for (index, source), component_ids in pending.items():
             rule = self.config.auto_return[index]
             destination = rule.destination
+            destination_id = (
+                self.locations[destination]["id"] if destination in self.locations else None
+            )
             top_level: set[str] = set()
             for batch in chunks(sorted(component_ids)):
+                # Only what the destination lacks: a send *to* the vendor registers
+                # components there too, and those must not bounce back as empty jobs.
                 for row in self.listener.query(
                     f"select id, container_id from Component where id in {quote_ids(batch)}"
+                    f' and not component_locations any (location_id is "{destination_id}")'
                 ):
                     top_level.add(row["container_id"] or row["id"])
             fresh = [
