@@ -135,7 +135,10 @@ def test_a_very_large_send_has_bounded_memory_and_ftrack_requests(
     # Progress updates of the ftrack Job are time-driven (one per interval, whatever the
     # size); an interval longer than the send leaves only the per-component requests to
     # count.
-    edit_config(studio, lambda text: text.replace('job_update_interval = "200ms"', 'job_update_interval = "1h"'))
+    edit_config(
+        studio,
+        lambda text: text.replace('job_update_interval = "200ms"', 'job_update_interval = "1h"'),
+    )
     sizes = (2_000, 10_000) if FULL else (500, 2_000)
     measured = {}
     for files in sizes:
