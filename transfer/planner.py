@@ -31,7 +31,9 @@ from .selection import EntityRef, chunks, quote_ids
 logger = logging.getLogger(__name__)
 
 _COMPONENT_PROJECTION = (
-    "id, name, file_type, size, system_type, container_id, version_id, "
+    # container: structures ask every file whether it belongs to a sequence; projected,
+    # so that is not one lazy query per component.
+    "id, name, file_type, size, system_type, container_id, container.id, container.system_type, version_id, "
     "version.id, version.version, version.link, version.asset_id, version.task_id, "
     "version.asset.name, version.asset.context_id, "
     "component_locations.location_id, component_locations.resource_identifier"

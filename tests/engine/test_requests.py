@@ -1,0 +1,38 @@
+"""ftrack requests per send do not grow per component or per file: a constant plus about
+one query page and one registration commit per 500 components."""
+
+from __future__ import annotations
+
+from ftrack_transfer.transfer.engine import JobRunner, submit
+from ftrack_transfer.transfer.ftrack_session import session_factory
+from ftrack_transfer.transfer.selection import EntityRef
+
+from tests.fixtures.studio import StudioCase
+
+
+def requests_for(studio: StudioCase, versions: list[str]) -> int:
+    journal = studio.journal()
+    job_id = submit(
+        journal, source=studio.names["hq"], destinations=[studio.names["la"]],
+        selection=[EntityRef("AssetVersion", v) for v in versions], origin="test", username="pipeline",
+        user_id=None,
+    )  # fmt: skip
+    before = studio.server.stats
+    assert JobRunner(journal, studio.config, session_factory(), job_id).run() == "done"
+    return (studio.server.stats - before).requests
+
+
+def test_requests_per_send_do_not_grow_with_components_or_frames(studio: StudioCase) -> None:
+    # Progress updates are paced by time, not by files: keep them out of the count.
+    studio.config_path.write_text(
+        studio.config_path.read_text().replace(
+            'job_update_interval = "200ms"', 'job_update_interval = "1h"'
+        )
+    )
+    small = [studio.publish(files={"main": 10}, sequences={"plate": (2, 10)}).version_id]
+    large = [studio.publish(files={"a": 10, "b": 10, "c": 10}, sequences={"plate": (25, 10)}).version_id
+             for _ in range(20)]  # fmt: skip
+    few = requests_for(studio, small)  # 2 components, 3 files
+    many = requests_for(studio, large)  # 80 components, 560 files
+    # One more registration commit: 640 ComponentLocations make two batches of 500.
+    assert many <= few + 1, (few, many)
