@@ -419,9 +419,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                         )
                     if verify in ("checksum", "full"):
                         with self._errors("verify", resource_identifier):
-                            same = _hash_range(source_fd, 0, size) == _hash_range(
-                                target_fd, 0, size
-                            )
+                            same = _same_content(source_fd, target_fd, size)
                         if not same:
                             raise VerificationError(
                                 f"Copy of {source_identifier!r} to {resource_identifier!r} on "
@@ -498,6 +496,15 @@ def _hash_range(fd: int, offset: int, length: int) -> bytes:
         digest.update(data)
         offset += len(data)
     return digest.digest()
+
+
+def _same_content(first_fd: int, second_fd: int, size: int) -> bool:
+    """Hash two files side by side: hashlib and pread release the GIL, so reading and
+    hashing both copies at once takes about half the time of one after the other."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(_hash_range, first_fd, 0, size)
+        second = pool.submit(_hash_range, second_fd, 0, size)
+        return first.result() == second.result()
 
 
 def _copy_fd(source_fd: int, target_fd: int, size: int) -> None:
