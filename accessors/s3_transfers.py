@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import hashlib
+import logging
 import mimetypes
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +40,9 @@ T = TypeVar("T")
 _MiB = 1024 * 1024
 MIN_PART = 5 * _MiB
 MAX_PARTS = 10_000
+
+
+log = logging.getLogger(__name__)
 
 
 def b64(digest: bytes) -> str:
@@ -155,10 +160,61 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 Body=bytes(data),
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(sha256),
+                **self._md5_header(data),
             ),
         )
+        self._check_acknowledged(resource_identifier, f"part {part}", response, data, sha256)
         # The receipt keeps what S3 acknowledged, for a commit in another process.
         return f"{response['ETag']} {response.get('ChecksumSHA256') or b64(sha256)}"
+
+    def _check_acknowledged(
+        self,
+        resource_identifier: str,
+        what: str,
+        response: dict[str, Any],
+        data: bytes | memoryview,
+        sha256: bytes,
+    ) -> None:
+        """Check what the server says it stored against what was sent.
+
+        AWS S3 verifies the SHA-256 sent with a write and echoes it. Some S3-compatible
+        servers (radosgw 16) ignore it and echo nothing; their ETag of an unencrypted
+        write is the MD5 of the data, so that is compared instead, and later writes also
+        carry Content-MD5, which those servers do verify on arrival.
+        """
+        echoed = response.get("ChecksumSHA256")
+        if echoed is not None:
+            if echoed != b64(sha256):
+                raise VerificationError(
+                    f"{what} of {resource_identifier!r} on {self.describe()} was stored with "
+                    "another SHA-256 than the data sent",
+                    "write",
+                    resource_identifier,
+                )
+            return
+        self._send_md5 = True
+        etag = str(response.get("ETag", "")).strip('"')
+        if re.fullmatch(r"[0-9a-f]{32}", etag):
+            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                raise VerificationError(
+                    f"{what} of {resource_identifier!r} on {self.describe()} was stored with "
+                    "another MD5 than the data sent",
+                    "write",
+                    resource_identifier,
+                )
+        elif not getattr(self, "_warned_unverified", False):
+            self._warned_unverified = True
+            log.warning(
+                "%s neither checks SHA-256 checksums nor returns MD5 ETags: writes are checked "
+                'by size only (use verify = "full" to read them back)',
+                self.describe(),
+            )
+
+    def _md5_header(self, data: bytes | memoryview) -> dict[str, str]:
+        """Content-MD5 for servers known not to verify SHA-256 checksums."""
+        if not getattr(self, "_send_md5", False):
+            return {}
+        return {"ContentMD5": b64(hashlib.md5(data, usedforsecurity=False).digest())}
 
     def commit_write(
         self,
@@ -365,13 +421,15 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(sha256),
                 **self._content_type(resource_identifier),
+                **self._md5_header(data),
             ),
         )
         problem = None
-        reported = response.get("ChecksumSHA256")
-        if verify in ("checksum", "full") and reported and reported != b64(sha256):
-            problem = "the checksum S3 computed differs from the source's (SHA-256 mismatch)"
-        elif verify == "full":
+        try:
+            self._check_acknowledged(resource_identifier, "the object", response, data, sha256)
+        except VerificationError:
+            problem = "the data S3 stored differs from the source's"
+        if problem is None and verify == "full":
             try:
                 found = self.read_range(resource_identifier, 0, len(data) + 1)
             except VerificationError:

@@ -31,7 +31,10 @@ ERRORS = {
     "internal": (500, "InternalError", "We encountered an internal error. Please try again."),
     "denied": (403, "AccessDenied", "Access Denied"),
 }
-FAULTS = (*ERRORS, "reset", "reset_body")
+#: ``unchecked``: answer as a server that ignores SHA-256 checksums (none echoed);
+#: ``corrupt``: the same, and one byte of the request body changed on the way.
+FAULTS = (*ERRORS, "reset", "reset_body", "unchecked", "corrupt")
+_CHECKSUM_HEADER = "x-amz-checksum-"
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
 
 
@@ -145,6 +148,13 @@ class FaultProxy:
             return fault
 
 
+def _other_etag(etag: str) -> str:
+    """The ETag of different bytes: the first hex digit of the MD5 changed."""
+    digits = etag.strip('"')
+    changed = ("0" if digits[:1] != "0" else "1") + digits[1:]
+    return f'"{changed}"'
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -184,6 +194,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error_xml(*ERRORS[fault], path)
             return
         status, reason, headers, payload = self._forward(body)
+        if fault in ("unchecked", "corrupt"):
+            headers = [(k, v) for k, v in headers if not k.lower().startswith(_CHECKSUM_HEADER)]
+        if fault == "corrupt":
+            headers = [(k, _other_etag(v) if k.lower() == "etag" else v) for k, v in headers]
         if fault == "reset_body" and self.command != "HEAD":
             self.send_response(status, reason)
             for name, value in headers:

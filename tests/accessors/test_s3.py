@@ -15,6 +15,7 @@ from ftrack_transfer.accessors.errors import (
     ResourceInvalidError,
     TransientAccessorError,
     UnsupportedOperationError,
+    VerificationError,
 )
 from ftrack_transfer.accessors.s3 import S3Accessor
 from ftrack_transfer.sandbox.faultproxy import FaultProxy, Rule
@@ -219,3 +220,48 @@ def test_content_type_from_the_name(s3_case: StorageCase) -> None:
     write_file(accessor, "review/clip.mp4", b"movie")
     head = accessor.client.head_object(Bucket=accessor.bucket, Key=accessor._key("review/clip.mp4"))
     assert head["ContentType"] == "video/mp4"
+
+
+# -- servers that do not check SHA-256 checksums (radosgw 16) ---------------------------------
+
+
+def test_a_server_ignoring_checksums_is_checked_by_md5_etags(
+    proxied_s3_case: StorageCase, fault_proxy: FaultProxy
+) -> None:
+    accessor = proxied_s3_case.accessor
+    data = payload(12 * MiB, 21)
+    fault_proxy.add(Rule("unchecked", method="PUT", count=-1))
+    upload(accessor, "honest.bin", data)
+    accessor.put_small("honest-small.bin", data[:1000], chunk_digest(data[:1000]))
+    assert accessor.read_range("honest.bin", 0, len(data)) == data
+    assert accessor.read_range("honest-small.bin", 0, 1000) == data[:1000]
+
+
+def test_a_part_such_a_server_stored_wrongly_fails_verification(
+    proxied_s3_case: StorageCase, fault_proxy: FaultProxy
+) -> None:
+    accessor = proxied_s3_case.accessor
+    data = payload(6 * MiB, 22)
+    fault_proxy.add(Rule("corrupt", method="PUT", query="partNumber", count=1))
+    token = accessor.begin_write("damaged.bin", len(data), CHUNK)
+    with pytest.raises(
+        VerificationError, match=r"part 1 of 'damaged.bin' .* another MD5 than the data sent"
+    ):
+        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+    accessor.abort_write("damaged.bin", token)
+    assert not accessor.exists("damaged.bin")
+
+
+def test_a_small_file_such_a_server_stored_wrongly_does_not_stay_under_its_name(
+    proxied_s3_case: StorageCase, fault_proxy: FaultProxy
+) -> None:
+    accessor = proxied_s3_case.accessor
+    data = payload(100_000, 23)
+    fault_proxy.add(Rule("corrupt", method="PUT", count=1))
+    with pytest.raises(VerificationError, match="the data S3 stored differs from the source's"):
+        accessor.put_small("small.bin", data, chunk_digest(data))
+    assert not accessor.exists("small.bin")
+    # From then on writes also carry Content-MD5, which such servers check on arrival.
+    fault_proxy.add(Rule("unchecked", method="PUT", count=-1))
+    accessor.put_small("small.bin", data, chunk_digest(data))
+    assert accessor.read_range("small.bin", 0, len(data)) == data
