@@ -38,7 +38,7 @@ from .errors import SelectionError, UserError
 from .ftrack_session import FTRACK_ATTEMPTS, describe_failure
 from .journal import ComponentRow, FileRow, Job, Journal, owner_id
 from .planner import Filters, Plan, Planner
-from .progress import RateMeter, Snapshot, Subscriber
+from .progress import RateMeter, Snapshot, Subscriber, Throttle
 from .registrar import Registrar
 from .reporter import JobReporter
 from .scheduler import FileTask, Scheduler
@@ -207,6 +207,7 @@ class JobRunner:
         self.cancelled = threading.Event()
         self.cancelled_by: str | None = None
         self.meter = RateMeter()
+        self._emit_throttle = Throttle(0.1)
         self.failures: list[tuple[str, str]] = []
         self.subscribers: list[Subscriber] = []
         self.registrar: Registrar | None = None
@@ -529,6 +530,11 @@ class JobRunner:
         )
 
     def _emit(self) -> None:
+        # Thousands of small files land per second at times; subscribers (a bar, a
+        # throttled Job) need no more than a few snapshots a second. The start and the
+        # end are reported on their own.
+        if not self._emit_throttle.ready():
+            return
         snapshot = self.snapshot()
         for subscriber in self.subscribers:
             subscriber.on_progress(snapshot)

@@ -64,17 +64,19 @@ class RateMeter:
     def __init__(self, window: float = 10.0) -> None:
         self.window = window
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._sum = 0  # of the samples in the window: rate() is asked after every file
         self._lock = threading.Lock()
 
     def add(self, nbytes: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._samples.append((now, nbytes))
+            self._sum += nbytes
             self._trim(now)
 
     def _trim(self, now: float) -> None:
         while self._samples and now - self._samples[0][0] > self.window:
-            self._samples.popleft()
+            self._sum -= self._samples.popleft()[1]
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -83,7 +85,7 @@ class RateMeter:
             if not self._samples:
                 return 0.0
             span = max(now - self._samples[0][0], 1.0)
-            return sum(n for _, n in self._samples) / span
+            return self._sum / span
 
 
 class Subscriber:

@@ -62,6 +62,10 @@ class Registrar:
         self.registered = 0
         for row in journal.components(job_id):
             self._rows[(row.destination, row.component_id)] = row
+        # Kept as counters: progress asks for them after every file.
+        top_level = [row for row in self._rows.values() if row.container_id is None]
+        self._total = len(top_level)
+        self._available = sum(1 for row in top_level if row.registered)
         # A container is ready when its members in this job have all been registered.
         for row in self._rows.values():
             if row.kind in ("sequence", "container") and not row.registered:
@@ -77,10 +81,11 @@ class Registrar:
 
     @property
     def total(self) -> int:
-        return sum(1 for row in self._rows.values() if row.container_id is None)
+        return self._total
 
     def already_registered(self) -> int:
-        return sum(1 for row in self._rows.values() if row.container_id is None and row.registered)
+        """Top-level components of the job registered so far (earlier runs included)."""
+        return self._available
 
     def landed(self, destination: str, component_id: str | None) -> None:
         """A file of *component_id* has landed and verified at *destination*."""
@@ -146,6 +151,7 @@ class Registrar:
             row.registered = True
             if row.container_id is None:
                 self.registered += 1
+                self._available += 1
             else:
                 key = (destination, row.container_id)
                 if key in self._remaining:
