@@ -129,8 +129,9 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
     bytes_in_flight = sftp_io.BYTES_IN_FLIGHT
     #: SSH channel window and largest packet the server may send us (downloads). Larger
     #: packets cut paramiko's per-packet Python work; the window only needs to cover the
-    #: bytes in flight (``bytes_in_flight``).
-    window_size = 16 * _MiB
+    #: bytes in flight (``bytes_in_flight``): a larger one only buffers more (measured:
+    #: 4 MiB was both faster and lighter than 16 MiB for 512 MiB downloads).
+    window_size = 4 * _MiB
     max_packet_size = 256 * 1024
     #: First retry delay (seconds); doubled per attempt, with jitter, up to ``retry_maximum``.
     retry_initial = 0.1

@@ -262,7 +262,7 @@ def pread(
     length: int,
     request_size: int = SAFE_REQUEST_SIZE,
     max_outstanding: int = 64,
-) -> bytes:
+) -> bytearray:
     """Read up to *length* bytes at *offset*; fewer only when the file ends first.
 
     The handle is not closed in the batch: a server may answer a read with fewer bytes
@@ -302,7 +302,8 @@ def pread(
     if error is not None:
         raise error
     del buffer[end:]
-    return bytes(buffer)
+    # The buffer itself, not a copy: chunks are several MiB and several are in flight.
+    return buffer
 
 
 def finish(sftp: paramiko.SFTPClient, handle: bytes, *, sync: bool = True) -> int | None:
