@@ -72,6 +72,9 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
     """Objects under *prefix* in *bucket*; resource identifiers are the rest of the key."""
 
     name = "s3"
+    #: S3 serves parallel parts well (boto3's managed transfer uses 10); measured on
+    #: radosgw, 8 streams uploaded about 10 % faster than 4.
+    preferred_streams = 8
     options = (
         Option("bucket", required=True, help="Bucket name."),
         Option("prefix", default="", help="Key prefix of the location inside the bucket."),

@@ -245,6 +245,10 @@ def _try_key(transport: paramiko.Transport, username: str, key: paramiko.PKey) -
     try:
         transport.auth_publickey(username, key)
     except paramiko.AuthenticationException:
+        if not transport.is_active():
+            # paramiko reports a connection lost during login (server restarting,
+            # session killed) as a failed login; that is transient, not a refused key.
+            raise paramiko.SSHException("the connection closed during SSH login") from None
         return False
     return transport.is_authenticated()
 

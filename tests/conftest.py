@@ -19,6 +19,7 @@ pytest_plugins = [
 
 # Variables that would point the real clients somewhere else than the sandbox, or make
 # them behave differently from one developer machine to the next.
+# fmt: off
 _ISOLATE = (
     "FTRACK_SERVER", "FTRACK_API_USER", "FTRACK_API_KEY", "FTRACK_APIKEY",
     "FTRACK_EVENT_PLUGIN_PATH", "FTRACK_API_SCHEMA_CACHE_PATH", "FTRACK_TRANSFER_CONFIG",
@@ -27,6 +28,7 @@ _ISOLATE = (
     "ALL_PROXY", "all_proxy", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "SSH_AUTH_SOCK",
 )
+# fmt: on
 
 
 def pytest_configure(config: pytest.Config) -> None:

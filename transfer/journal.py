@@ -522,10 +522,15 @@ class Journal:
                 "UPDATE files SET bytes_sent = bytes_sent + ? WHERE id = ?", (length, file_id)
             )
 
-    def add_bytes_sent(self, file_id: int, nbytes: int) -> None:
-        self._execute(
-            "UPDATE files SET bytes_sent = bytes_sent + ? WHERE id = ?", (nbytes, file_id)
-        )
+    def mark_done(self, landed: Sequence[tuple[int, str | None, int]]) -> None:
+        """Files that landed and verified: ``(file id, digest, bytes sent whole)``, in
+        one transaction (bytes sent in chunks were counted as the chunks were)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE files SET status = 'done', digest = ?, error = NULL,"
+                " bytes_sent = bytes_sent + ? WHERE id = ?",
+                [(digest, nbytes, file_id) for file_id, digest, nbytes in landed],
+            )
 
     def chunks(self, file_id: int) -> list[tuple[int, int, bytes, str | None]]:
         rows = self._query(

@@ -4,6 +4,7 @@ connections and retries, the pool, and the SFTP-only rule. Real OpenSSH sshd thr
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import re
@@ -167,6 +168,67 @@ def test_unauthorised_key_refused(sshd: SftpServer, tmp_path: Path) -> None:
     with pytest.raises(AccessorConfigurationError, match="refused") as caught:
         accessor.list("")
     assert "authorized_keys" in str(caught.value)
+
+
+class _DropsDuringLogin(paramiko.ServerInterface):
+    """An SSH server that loses the connection while checking the client's key, as a
+    server does when it restarts or its session process is killed mid-login."""
+
+    def __init__(self) -> None:
+        self.transport: paramiko.Transport | None = None
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        assert self.transport is not None
+        self.transport.close()
+        return paramiko.AUTH_FAILED
+
+
+def test_a_connection_lost_during_login_is_retried_not_reported_as_a_refused_key(
+    sshd: SftpServer, tmp_path: Path
+) -> None:
+    host_key = paramiko.ECDSAKey.generate()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    logins: list[paramiko.Transport] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                transport = paramiko.Transport(conn)
+                transport.add_server_key(host_key)
+                interface = _DropsDuringLogin()
+                interface.transport = transport
+                transport.start_server(server=interface)
+                logins.append(transport)
+
+    threading.Thread(target=serve, daemon=True).start()
+    accessor = SftpAccessor(
+        host="127.0.0.1",
+        port=port,
+        username=sshd.username,
+        root="/srv",
+        key_file=str(sshd.client_key_path),
+        known_hosts=str(known_hosts),
+    )
+    accessor.retry = accessor.retry.__class__(3, 0.001, 0.01)
+    try:
+        with pytest.raises(TransientAccessorError) as caught:
+            accessor.list("shots")
+    finally:
+        accessor.close()
+        listener.close()
+        for transport in logins:
+            transport.close()
+    message = str(caught.value)
+    assert "the connection closed during SSH login" in message
+    assert "gave up after 3 attempts" in message and "refused" not in message
+    assert len(logins) == 3
 
 
 def test_encrypted_key_and_passphrase_env(
