@@ -129,9 +129,6 @@ class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
     name: ClassVar[str]
     #: Configuration fields, validated by the sites config before construction.
     options: ClassVar[tuple[Option, ...]] = ()
-    #: Parallel chunk streams per file this storage does best with when the sites
-    #: config does not set ``streams`` (``None``: the config's default).
-    preferred_streams: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def stat(self, resource_identifier: str) -> Stat:

@@ -11,6 +11,7 @@ import fnmatch
 import json
 import logging
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("benchmark: %s profile, %d round(s), %d case(s); work in %s",
              profile.name, repeat, len(cases), work)  # fmt: skip
     lab = Lab(work, s3_kind)
+    # A stopped run (SIGTERM as well as Ctrl-C) still stops sshd and the Ceph cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         lab.start()
         assert lab.s3 is not None

@@ -46,6 +46,9 @@ def ours_copy(spec: dict[str, Any]) -> None:
         pairs = [tuple(p) for p in json.loads(Path(spec["manifest"]).read_text())]
     else:
         pairs = [tuple(p) for p in spec["pairs"]]
+    from ftrack_transfer.transfer.heap import share_one_heap
+
+    share_one_heap()  # as the command line does
     make_source = _accessor_factory(spec["source"])
     make_destination = _accessor_factory(spec["destination"])
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .config import CONFIG_ENV
 from .errors import UserError
+from .heap import share_one_heap
 
 #: command -> (module under ftrack_transfer.transfer.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    share_one_heap()
     try:
         return int(_command_module(args.command).run(args) or 0)
     except UserError as error:

@@ -112,22 +112,9 @@ class TransferSettings:
     retry_wait: float = 1.0
     retry_max_wait: float = 60.0
     job_update_interval: float = 2.0
-    #: Settings the sites config sets explicitly; the others may follow a storage's
-    #: own preference (S3 likes more parallel parts than SFTP, see ``streams_for``).
-    explicit: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def merged(self, overrides: Mapping[str, Any]) -> TransferSettings:
-        if not overrides:
-            return self
-        return dataclasses.replace(self, **overrides, explicit=self.explicit | set(overrides))
-
-    def streams_for(self, *accessors: Any) -> TransferSettings:
-        """These settings, with ``streams`` raised to what the accessors prefer unless the
-        sites config set it."""
-        if "streams" in self.explicit:
-            return self
-        preferred = max((getattr(a, "preferred_streams", None) or 0 for a in accessors), default=0)
-        return dataclasses.replace(self, streams=preferred) if preferred > self.streams else self
+        return dataclasses.replace(self, **overrides) if overrides else self
 
 
 @dataclasses.dataclass(frozen=True)

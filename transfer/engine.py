@@ -355,12 +355,10 @@ class JobRunner:
         return self._conclude(job)
 
     def _endpoints(self, job: Job, locations: dict[str, Any], destination: str) -> Endpoints:
-        source, target = locations[job.source].accessor, locations[destination].accessor
-        settings = self.config.settings_for(job.source, destination).streams_for(source, target)
         return Endpoints(
-            source=source,
-            destination=target,
-            settings=settings,
+            source=locations[job.source].accessor,
+            destination=locations[destination].accessor,
+            settings=self.config.settings_for(job.source, destination),
             limiter=self.limiter,
             cancelled=self.interrupt,
             memory=self.memory,

@@ -26,7 +26,7 @@ import ftrack_api.symbol
 from ..accessors.errors import UnsafeResourceIdentifierError
 from ..accessors.paths import safe_relative
 from .errors import SelectionError
-from .selection import EntityRef, chunks, quote_ids
+from .selection import PAGE_SIZE, EntityRef, chunks, quote_ids
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class Planner:
                 expression = (
                     f"select {_COMPONENT_PROJECTION} from Component where {condition}{extra}"
                 )
-                for component in self.session.query(expression):
+                for component in self.session.query(expression, page_size=PAGE_SIZE):
                     found[component["id"]] = component
         return sorted(found.values(), key=lambda c: (self.label(c), c["id"]))
 
@@ -292,7 +292,7 @@ class Planner:
             )
             current: str | None = None
             group: list[Any] = []
-            for member in self.session.query(expression):
+            for member in self.session.query(expression, page_size=PAGE_SIZE):
                 if member["container_id"] != current:
                     if current is not None:
                         yield by_id.pop(current), group

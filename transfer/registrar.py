@@ -45,7 +45,7 @@ class Registrar:
         job_id: str,
         locations: Mapping[str, Any],
         subscribers: Sequence[Subscriber] = (),
-        batch_size: int = 500,
+        batch_size: int = 1000,
         interval: float = 3.0,
     ) -> None:
         self.session = session

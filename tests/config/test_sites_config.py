@@ -770,32 +770,6 @@ def test_defaults_of_a_minimal_config(sites: Sites) -> None:
     assert (config.schedules, config.auto_return, config.auto_send) == ((), (), ())
 
 
-class _PrefersEight:
-    preferred_streams = 8
-
-
-class _NoPreference:
-    preferred_streams = None
-
-
-def test_streams_follow_a_storages_preference_unless_the_config_sets_them(sites: Sites) -> None:
-    default = sites.load(HQ).settings_for("hq", "hq")
-    assert default.streams_for(_NoPreference(), _NoPreference()).streams == 4
-    assert default.streams_for(_NoPreference(), _PrefersEight()).streams == 8
-    # A preference never lowers what the config asks for.
-    assert default.merged({"streams": 16}).streams_for(_PrefersEight()).streams == 16
-    # Set anywhere in the config, even to the default value, the config wins.
-    assert (
-        sites.load("[transfer]\nstreams = 4\n" + HQ)
-        .settings_for("hq", "hq")
-        .streams_for(_PrefersEight())
-        .streams
-        == 4
-    )
-    per_location = sites.load(HQ + "transfer = { streams = 2 }\n").settings_for("hq", "hq")
-    assert per_location.streams_for(_PrefersEight()).streams == 2
-
-
 def test_transfer_settings_per_location_override_the_defaults(sites: Sites) -> None:
     config = sites.load(
         """

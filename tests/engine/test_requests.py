@@ -1,5 +1,5 @@
 """ftrack requests per send do not grow per component or per file: a constant plus about
-one query page and one registration commit per 500 components."""
+one query page and one registration commit per 1,000 components."""
 
 from __future__ import annotations
 
@@ -34,5 +34,5 @@ def test_requests_per_send_do_not_grow_with_components_or_frames(studio: StudioC
              for _ in range(20)]  # fmt: skip
     few = requests_for(studio, small)  # 2 components, 3 files
     many = requests_for(studio, large)  # 80 components, 560 files
-    # One more registration commit: 640 ComponentLocations make two batches of 500.
-    assert many <= few + 1, (few, many)
+    # 640 ComponentLocations fit one registration commit, 80 components one query page.
+    assert many <= few, (few, many)

@@ -14,6 +14,7 @@ import threading
 
 import pytest
 from ftrack_transfer.transfer.journal import Journal
+from ftrack_transfer.transfer.selection import PAGE_SIZE
 
 from tests.fixtures.studio import StudioCase
 
@@ -149,9 +150,9 @@ def test_a_very_large_send_has_bounded_memory_and_ftrack_requests(
         sequences = math.ceil(files / 500)
         components = files + sequences
         assert peak < MEMORY_CEILING, f"{files} files: peak RSS {peak / MiB:.0f} MiB"
-        # A constant, plus per 500 components one query page and one registration
+        # A constant, plus per 1,000 components one query page and one registration
         # commit, plus one commit per completed sequence.
-        pages = math.ceil(components / 500)
+        pages = math.ceil(components / PAGE_SIZE)
         assert kinds["registration commits"] <= pages + sequences + 2, kinds
         assert kinds["queries"] <= 15 + pages, kinds
         assert kinds["requests"] <= 30 + 2 * pages + sequences, kinds
