@@ -49,6 +49,10 @@ def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
+def _md5_header(md5: bytes | None) -> dict[str, str]:
+    return {"ContentMD5": b64(md5)} if md5 else {}
+
+
 class S3Transfers(ChunkedWrite, ServerSideCopy):
     """The ChunkedWrite and ServerSideCopy capabilities of :class:`~.s3.S3Accessor`.
 
@@ -61,6 +65,10 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
     copy_threshold = 256 * _MiB
     copy_part_size = 128 * _MiB
     copy_threads = 8
+    #: Set once the server is seen to ignore SHA-256 checksums (radosgw 16): later
+    #: writes carry Content-MD5, which such servers do verify on arrival.
+    _send_md5 = False
+    _warned_unverified = False
 
     if TYPE_CHECKING:  # provided by the accessor
         bucket: str
@@ -149,6 +157,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
             )
         part = offset // chunk_size + 1
         key = self._key(resource_identifier)
+        md5 = self._md5(data)
         response = self._call(
             "write",
             resource_identifier,
@@ -160,10 +169,10 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 Body=bytes(data),
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(sha256),
-                **self._md5_header(data),
+                **_md5_header(md5),
             ),
         )
-        self._check_acknowledged(resource_identifier, f"part {part}", response, data, sha256)
+        self._check_acknowledged(resource_identifier, f"part {part}", response, data, sha256, md5)
         # The receipt keeps what S3 acknowledged, for a commit in another process.
         return f"{response['ETag']} {response.get('ChecksumSHA256') or b64(sha256)}"
 
@@ -174,8 +183,10 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         response: dict[str, Any],
         data: bytes | memoryview,
         sha256: bytes,
+        md5: bytes | None = None,
     ) -> None:
-        """Check what the server says it stored against what was sent.
+        """Check what the server says it stored against what was sent (*md5*: the data's
+        MD5 when it was computed for Content-MD5 already).
 
         AWS S3 verifies the SHA-256 sent with a write and echoes it. Some S3-compatible
         servers (radosgw 16) ignore it and echo nothing; their ETag of an unencrypted
@@ -195,14 +206,14 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         self._send_md5 = True
         etag = str(response.get("ETag", "")).strip('"')
         if re.fullmatch(r"[0-9a-f]{32}", etag):
-            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+            if etag != (md5 or hashlib.md5(data, usedforsecurity=False).digest()).hex():
                 raise VerificationError(
                     f"{what} of {resource_identifier!r} on {self.describe()} was stored with "
                     "another MD5 than the data sent",
                     "write",
                     resource_identifier,
                 )
-        elif not getattr(self, "_warned_unverified", False):
+        elif not self._warned_unverified:
             self._warned_unverified = True
             log.warning(
                 "%s neither checks SHA-256 checksums nor returns MD5 ETags: writes are checked "
@@ -210,11 +221,9 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 self.describe(),
             )
 
-    def _md5_header(self, data: bytes | memoryview) -> dict[str, str]:
-        """Content-MD5 for servers known not to verify SHA-256 checksums."""
-        if not getattr(self, "_send_md5", False):
-            return {}
-        return {"ContentMD5": b64(hashlib.md5(data, usedforsecurity=False).digest())}
+    def _md5(self, data: bytes | memoryview) -> bytes | None:
+        """The data's MD5 for Content-MD5, on servers known not to verify SHA-256."""
+        return hashlib.md5(data, usedforsecurity=False).digest() if self._send_md5 else None
 
     def commit_write(
         self,
@@ -411,6 +420,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 resource_identifier,
             )
         key = self._key(resource_identifier)
+        md5 = self._md5(data)
         response = self._call(
             "write",
             resource_identifier,
@@ -421,12 +431,12 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(sha256),
                 **self._content_type(resource_identifier),
-                **self._md5_header(data),
+                **_md5_header(md5),
             ),
         )
         problem = None
         try:
-            self._check_acknowledged(resource_identifier, "the object", response, data, sha256)
+            self._check_acknowledged(resource_identifier, "the object", response, data, sha256, md5)
         except VerificationError:
             problem = "the data S3 stored differs from the source's"
         if problem is None and verify == "full":
