@@ -13,6 +13,7 @@ from ..config import SitesConfig
 from ..engine import JobRunner
 from ..ftrack_session import session_factory
 from ..journal import FINISHED, Journal
+from ..permissions import check_send, user_groups
 from ..progress import LogSubscriber, RateMeter, Snapshot
 from ..progress_bar import ProgressBar
 
@@ -23,6 +24,17 @@ def current_user(session: Any) -> tuple[str, str | None]:
         f'select id, username from User where username is "{session.api_user}"'
     ).first()
     return session.api_user, (user["id"] if user else None)
+
+
+def permitted_user(
+    session: Any, config: SitesConfig, source: str, destinations: list[str]
+) -> tuple[str, str | None]:
+    """The user this command runs as, once the sites config's permissions let them send
+    from *source* to *destinations* (they hold on every surface, not only the action)."""
+    username, user_id = current_user(session)
+    groups = user_groups(session, user_id) if user_id else ()
+    check_send(config, username, groups, source, destinations)
+    return username, user_id
 
 
 def exit_code(status: str) -> int:

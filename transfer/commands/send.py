@@ -12,11 +12,10 @@ from ..engine import configured_locations, submit
 from ..errors import SelectionError
 from ..ftrack_session import open_session
 from ..journal import Journal
-from ..permissions import check_send, user_groups
 from ..planner import Plan, Planner, additional_files
 from ..selection import resolve
 from ..units import format_size
-from .running import current_user, run_or_follow
+from .running import permitted_user, run_or_follow
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -86,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     session = open_session()
     try:
-        # The sites config's permissions hold on every surface, not only the action.
-        username, user_id = current_user(session)
-        groups = user_groups(session, user_id) if user_id else ()
-        check_send(config, username, groups, args.source, args.destinations)
+        username, user_id = permitted_user(session, config, args.source, args.destinations)
         selection = resolve(session, args.entities)
         if args.dry_run:
             locations = configured_locations(session, config, [args.source, *args.destinations])

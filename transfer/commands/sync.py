@@ -10,12 +10,11 @@ from ..config import load_config
 from ..errors import UserError
 from ..ftrack_session import open_session, session_factory
 from ..journal import Journal
-from ..permissions import check_send, user_groups
 from ..planner import Filters
 from ..progress import LogSubscriber
 from ..sync import run_sync
 from ..units import parse_duration
-from .running import current_user
+from .running import permitted_user
 from .send import print_plan
 
 _FILTER_KEYS = {
@@ -65,9 +64,7 @@ def run(args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     session = open_session()
     try:
-        username, user_id = current_user(session)
-        groups = user_groups(session, user_id) if user_id else ()
-        check_send(config, username, groups, args.source, [args.destination])
+        username, user_id = permitted_user(session, config, args.source, [args.destination])
     finally:
         session.close()
     result = run_sync(
