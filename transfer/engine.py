@@ -472,9 +472,10 @@ class JobRunner:
         self._files_done += 1
         assert self.registrar is not None
         self.registrar.landed(row.destination, row.component_id)
-        if len(self._landed) >= LANDED_BATCH or self.registrar.due():
+        registration_due = self.registrar.due()
+        if registration_due or len(self._landed) >= LANDED_BATCH:
             self._flush_landed()
-        if self.registrar.due():
+        if registration_due:
             self.registrar.flush()
         self._emit()
 
