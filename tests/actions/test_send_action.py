@@ -259,10 +259,7 @@ def test_a_failed_accsyn_send_fails_the_job_naming_the_file(studio, serve, web_u
 
 
 def test_serve_restarted_in_the_middle_of_a_send_finishes_it(studio, web_ui) -> None:
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 2\nbandwidth = "4MB/s"'
-    )
-    studio.config_path.write_text(config)
+    studio.throttle("4MB/s")
     service = Service(studio.config, journal=studio.journal(), workers=1, housekeeping_interval=0.2)
     service.start()
     studio.server.wait_for_subscribers("ftrack.action.launch", timeout=10)
@@ -276,7 +273,7 @@ def test_serve_restarted_in_the_middle_of_a_send_finishes_it(studio, web_ui) -> 
     assert journal.job(job_id).status == "running"
     assert ftrack_job(studio, job_id)[0] == "queued"
     sent_before = journal.progress(job_id).bytes_done
-    studio.config_path.write_text(config.replace('bandwidth = "4MB/s"', ""))
+    studio.unthrottle()
     again = Service(studio.config, journal=journal, workers=1, housekeeping_interval=0.2)
     again.start()
     try:

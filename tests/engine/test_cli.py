@@ -123,10 +123,7 @@ def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) ->
 
 
 def test_cancel_stops_a_running_send_cleanly(studio: StudioCase) -> None:
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 2\nbandwidth = "3MB/s"'
-    )
-    studio.config_path.write_text(config)
+    studio.throttle("3MB/s")
     published = studio.publish(files={"big": 24 * 1024**2, "small": 1000})
     process = start(
         studio,

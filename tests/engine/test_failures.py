@@ -89,10 +89,7 @@ def test_s3_throttling_and_5xx_on_part_uploads_are_retried(studio: StudioCase) -
 
 
 def test_an_sftp_connection_dropped_mid_file_is_reconnected(studio: StudioCase) -> None:
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 2\nbandwidth = "8MB/s"'
-    )
-    studio.config_path.write_text(config)
+    studio.throttle("8MB/s")
     published = studio.publish(files={"main": 16 * 1024**2})
     journal, job_id = queue(studio, "hq", ["la"], published.version_id)
     result: list[str] = []

@@ -31,10 +31,10 @@ class Watch(Subscriber):
 def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progress(
     studio: StudioCase,
 ) -> None:
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 2\nbandwidth = "1MB/s"'
+    studio.throttle("1MB/s")
+    studio.config_path.write_text(
+        studio.config_path.read_text().replace("files_in_flight = 8", "files_in_flight = 2")
     )
-    studio.config_path.write_text(config.replace("files_in_flight = 8", "files_in_flight = 2"))
     published = studio.publish(sequences={"plate": (40, 64 * 1024)})
     plate = published.components["plate"]
     journal = studio.journal()

@@ -31,10 +31,7 @@ def test_sigkill_mid_file_then_retry_resends_little_and_the_copy_is_exact(
 ) -> None:
     # A bandwidth cap makes the 40 MiB file take seconds, so the kill lands mid-file;
     # two streams bound what can be in flight (and so re-sent) at the kill.
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 2\nbandwidth = "12MB/s"'
-    )
-    studio.config_path.write_text(config)
+    studio.throttle("12MB/s")
     published = studio.publish(files={"main": SIZE})
     source = published.files["main"][0]
     process = cli(
@@ -84,10 +81,7 @@ def test_sigkill_mid_file_then_retry_resends_little_and_the_copy_is_exact(
 def test_a_job_whose_process_died_is_resumed_by_the_next_runner(studio: StudioCase) -> None:
     """No Job is left running: the next serve (here: a runner) picks it up and ends it."""
     published = studio.publish(files={"main": 3 * 1024**2}, sequences={"plate": (20, 2048)})
-    config = studio.config_path.read_text().replace(
-        "streams = 4", 'streams = 1\nbandwidth = "2MB/s"'
-    )
-    studio.config_path.write_text(config)
+    studio.throttle("2MB/s", streams=1)
     process = cli(
         studio,
         "send",
@@ -108,7 +102,7 @@ def test_a_job_whose_process_died_is_resumed_by_the_next_runner(studio: StudioCa
     job = journal.jobs()[0]
     session = studio.session()
     assert session.get("Job", job.ftrack_job_id)["status"] == "running"
-    studio.config_path.write_text(config.replace('bandwidth = "2MB/s"', ""))
+    studio.unthrottle()
 
     from ftrack_transfer.transfer.engine import JobRunner
     from ftrack_transfer.transfer.ftrack_session import session_factory

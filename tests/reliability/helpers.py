@@ -79,23 +79,6 @@ def edit_config(studio: StudioCase, change: Callable[[str], str]) -> None:
     studio.config_path.write_text(change(studio.config_path.read_text()))
 
 
-def throttle(studio: StudioCase, rate: str, streams: int = 2) -> None:
-    """Cap the studio's sends at *rate*, so a fault can land in the middle of one."""
-    edit_config(
-        studio,
-        lambda text: text.replace("streams = 4", f'streams = {streams}\nbandwidth = "{rate}"'),
-    )
-
-
-def unthrottle(studio: StudioCase) -> None:
-    edit_config(
-        studio,
-        lambda text: "\n".join(
-            line for line in text.splitlines() if not line.startswith("bandwidth")
-        ),
-    )
-
-
 def add_disk_location(studio: StudioCase, role: str, root: Path, extra: str = "") -> str:
     name = f"{role}-{studio.uid}"
     root.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ from .helpers import (
     in_background,
     queue,
     run,
-    throttle,
     wait_for_bytes,
 )
 
@@ -55,7 +54,7 @@ def component_locations(studio: StudioCase, role: str, component_ids: list[str])
 def test_sftp_sessions_killed_mid_chunk_while_writing_and_reading(
     studio: StudioCase, ledger: Ledger, audit: Auditor, recorder: Recorder
 ) -> None:
-    throttle(studio, "10MB/s")
+    studio.throttle("10MB/s")
     published = ledger.publish(files={"main": 20 * MiB}, sequences={"plate": (30, 20_000)})
     ids = list(published.components.values())
     total = 20 * MiB + 30 * 20_000
@@ -87,7 +86,7 @@ def test_sftp_sessions_killed_mid_chunk_while_writing_and_reading(
 def test_sshd_restarted_during_a_job(
     studio: StudioCase, ledger: Ledger, audit: Auditor, recorder: Recorder
 ) -> None:
-    throttle(studio, "8MB/s")
+    studio.throttle("8MB/s")
     published = ledger.publish(files={"main": 16 * MiB}, sequences={"plate": (20, 10_000)})
     journal, job_id = queue(studio, "hq", ["la"], published.version_id)
     thread, result = in_background(studio, journal, job_id)

@@ -26,7 +26,7 @@ from tests.fixtures.ftrack import wait_until
 from tests.fixtures.studio import StudioCase
 
 from .conftest import FULL, Auditor, Ledger, Recorder, studio_secrets
-from .helpers import cli, ftrack_job, throttle
+from .helpers import cli, ftrack_job
 
 MiB = 1024**2
 #: Kill points in one run: the full profile does at least 20, the fast one exercises the
@@ -137,7 +137,7 @@ def test_serve_killed_at_random_points_resumes_every_send(
 ) -> None:
     seed = int(os.environ.get("FTRACK_TRANSFER_KILL_SEED", "20260101"))
     rng = random.Random(seed)
-    throttle(studio, "8MB/s")
+    studio.throttle("8MB/s")
     journal = Journal(studio.config.journal_path())
     serve = Serve(studio, tmp_path / "serve.log")
     kills: collections.Counter[str] = collections.Counter()
