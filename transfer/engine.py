@@ -211,6 +211,7 @@ class JobRunner:
         self.meter = RateMeter()
         self._emit_throttle = Throttle(0.1)
         self._landed: list[tuple[int, str | None, int]] = []
+        self._registration_error: Exception | None = None
         self.failures: list[tuple[str, str]] = []
         self.subscribers: list[Subscriber] = []
         self.registrar: Registrar | None = None
@@ -393,6 +394,9 @@ class JobRunner:
             name=f"job-{job.id}",
         )
         scheduler.run(tasks, drivers)
+        if self._registration_error is not None:
+            self._flush_landed()
+            raise self._registration_error
         if self.cancelled.is_set():
             for task in scheduler.active.values():
                 if task.token:
@@ -476,8 +480,20 @@ class JobRunner:
         if registration_due or len(self._landed) >= LANDED_BATCH:
             self._flush_landed()
         if registration_due:
-            self.registrar.flush()
+            self._register()
         self._emit()
+
+    def _register(self) -> None:
+        """Commit the availability that is due, while the transfer runs."""
+        if self._registration_error is not None:
+            return
+        try:
+            self.registrar.flush()
+        except Exception as error:
+            # ftrack is down (the session retried already): stop, but journal the files
+            # still landing so a retry only registers them; the job then fails with it.
+            self._registration_error = error
+            self.interrupt.set()
 
     def _flush_landed(self) -> None:
         if self._landed:
@@ -520,7 +536,7 @@ class JobRunner:
         if self.stop.is_set():
             self.interrupt.set()
         if self.registrar.due():
-            self.registrar.flush()
+            self._register()
 
     def snapshot(self) -> Snapshot:
         rate = self.meter.rate()

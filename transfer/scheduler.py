@@ -138,16 +138,23 @@ class Scheduler:
                 if time.monotonic() - last_tick >= 1.0:
                     last_tick = time.monotonic()
                     self.listener.on_tick()
-            # Stopping: running tasks end within one chunk each; report what completed,
-            # so a resume re-sends as little as possible.
+            # Stopping: running tasks end within one chunk each; report what completed
+            # (chunks, and whole files that landed meanwhile), so a resume re-sends as
+            # little as possible.
             for future in list(self._futures):
                 kind, task = self._futures.pop(future)
                 try:
                     result = future.result()
                 except Exception:  # noqa: S112 - stopping; the file resumes later
                     continue
-                if kind == "chunk" and not task.failed:
+                if task.failed:
+                    continue
+                if kind == "chunk":
                     self.listener.on_chunk(task, result)
+                elif kind == "committed":
+                    self._done(task, result, 0)
+                elif kind == "done" or (kind == "small" and result is not None):
+                    self._done(task, result if kind == "small" else None, task.size)
 
     # ------------------------------------------------------------------ loop
 
