@@ -1,4 +1,4 @@
-"""SFTP storage (a vendor's server, a site's gateway), through paramiko.
+"""SFTP storage (a vendor's server, a site's gateway), through OpenSSH's ssh or paramiko.
 
 SFTP protocol only: no shell and no remote command is ever run, so a chroot'ed
 ``internal-sftp`` account is enough and no path is ever parsed by a shell. Host keys are
@@ -51,7 +51,7 @@ from .errors import (
     from_os_error,
 )
 from .retry import RetryPolicy
-from .sftp_connect import Connector, Endpoint, SftpConnection
+from .sftp_connect import SSH_CLIENTS, Connector, Endpoint, SftpConnection
 from .sftp_pool import ConnectionPool
 from .streams import ChunkStreamWriter, RangeReader, stream_mode
 
@@ -105,6 +105,12 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             help="Name of the environment variable holding the key's passphrase.",
         ),
         Option("use_agent", kind="bool", default=False, help="Log in with the SSH agent's keys."),
+        Option(
+            "ssh_client",
+            default="auto",
+            help="SSH client under SFTP: 'auto' (OpenSSH's ssh where installed and "
+            "key_file is set without a passphrase, else paramiko), 'openssh' or 'paramiko'.",
+        ),
         Option("connections", kind="int", default=4, help="Parallel connections (pool size)."),
         Option(
             "connect_timeout",
@@ -147,6 +153,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         known_hosts: str = "~/.ssh/known_hosts",
         passphrase_env: str | None = None,
         use_agent: bool = False,
+        ssh_client: str = "auto",
         connections: int = 4,
         connect_timeout: float = 15.0,
         retries: int = 5,
@@ -157,6 +164,11 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             raise AccessorConfigurationError(
                 f"sftp accessor for {host}: option 'root' must be an absolute path on the "
                 f"server, not {root!r}"
+            )
+        if ssh_client not in SSH_CLIENTS:
+            raise AccessorConfigurationError(
+                f"sftp accessor for {host}: option 'ssh_client' must be one of "
+                f"{', '.join(SSH_CLIENTS)}, not {ssh_client!r}"
             )
         self.root = posixpath.normpath(root)
         self.local_root = local_root
@@ -171,6 +183,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             connect_timeout=float(connect_timeout),
             window_size=self.window_size,
             max_packet_size=self.max_packet_size,
+            ssh_client=ssh_client,
         )
         self.retry = RetryPolicy(max(1, int(retries)), self.retry_initial, self.retry_maximum)
         # Nothing connects here: the pool opens connections when an operation needs one.

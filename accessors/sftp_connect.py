@@ -1,5 +1,11 @@
 """Opening one authenticated SFTP session: socket, SSH transport, host key, login.
 
+The SSH layer is OpenSSH's ``ssh`` client where it can be used (see ``sftp_openssh``:
+several times faster), else paramiko. paramiko is also the diagnostician: when ``ssh``
+cannot open the session, the same login is tried with paramiko, whose failure names the
+problem precisely (unknown or changed host key, refused key); if paramiko gets in, the
+connection is used and ``ssh`` is tried again a few minutes later.
+
 The socket is created here (not by paramiko) so ``TCP_NODELAY`` is set: without it,
 every request/response exchange waits on delayed ACKs. The host key is checked against
 a known_hosts file before any credential is offered; an unknown or changed key is
@@ -12,15 +18,19 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import logging
 import os
 import shlex
 import socket
 import threading
+import time
 
 import paramiko
 
-from . import sftp_io
+from . import sftp_io, sftp_openssh
 from .errors import AccessorConfigurationError
+
+log = logging.getLogger(__name__)
 
 #: Cipher preference: AES-GCM needs no separate MAC and costs far less CPU per byte
 #: (OpenSSH's sftp measured 1.6x faster with it than with its own default).
@@ -31,6 +41,13 @@ PREFERRED_CIPHERS = (
     "aes192-ctr",
     "aes256-ctr",
 )
+#: What OpenSSH's ``ssh`` offers: the same, then chacha20 so a server without AES connects.
+OPENSSH_CIPHERS = (*PREFERRED_CIPHERS, "chacha20-poly1305@openssh.com")
+#: Which SSH client carries the SFTP session (the location's ``ssh_client`` option).
+SSH_CLIENTS = ("auto", "openssh", "paramiko")
+#: After ``ssh`` failed where paramiko got in, paramiko is used this long before ``ssh``
+#: is tried again (seconds).
+OPENSSH_RETRY_AFTER = 300.0
 # known_hosts stores RSA keys as "ssh-rsa"; the negotiated algorithms are these.
 _KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
@@ -50,6 +67,8 @@ class Endpoint:
     #: SSH channel window and packet size for the SFTP session (``None``: paramiko's).
     window_size: int | None = None
     max_packet_size: int | None = None
+    #: One of :data:`SSH_CLIENTS`.
+    ssh_client: str = "auto"
 
     @property
     def where(self) -> str:
@@ -65,12 +84,13 @@ class SftpConnection:
     """One SSH transport with one SFTP channel, used by one thread at a time.
 
     ``read_size`` and ``write_size`` are the largest requests this server takes
-    (``None`` where it announced no limits).
+    (``None`` where it announced no limits). ``transport`` is the paramiko transport or
+    the ``ssh`` process under the SFTP channel.
     """
 
     def __init__(
         self,
-        transport: paramiko.Transport,
+        transport: paramiko.Transport | sftp_openssh.SshProcess,
         sftp: paramiko.SFTPClient,
         limits: tuple[int, int] | None = None,
     ) -> None:
@@ -101,8 +121,58 @@ class Connector:
         self.endpoint = endpoint
         self._key: paramiko.PKey | None = None
         self._key_lock = threading.Lock()
+        self._paramiko_until = 0.0  # monotonic time before which ssh is not tried
 
     def connect(self) -> SftpConnection:
+        ep = self.endpoint
+        if ep.ssh_client == "paramiko" or time.monotonic() < self._paramiko_until:
+            return self.connect_paramiko()
+        why_not = sftp_openssh.usable(ep)
+        if why_not is not None:
+            if ep.ssh_client == "openssh":
+                raise AccessorConfigurationError(
+                    f'{ep.where} has ssh_client = "openssh" but {why_not}; set '
+                    'ssh_client = "auto" to use paramiko where ssh cannot be used'
+                )
+            return self.connect_paramiko()
+        try:
+            return self.connect_openssh()
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            failure = str(error) or type(error).__name__
+        # paramiko's own failure (host key, refused key, server down) is the precise one.
+        conn = self.connect_paramiko()
+        if ep.ssh_client == "openssh":
+            conn.close()
+            raise ConnectionError(f"the ssh client could not open SFTP: {failure}")
+        self._paramiko_until = time.monotonic() + OPENSSH_RETRY_AFTER
+        log.warning(
+            "%s: the ssh client could not open SFTP (%s), where paramiko could; using "
+            "paramiko, which is slower, for the next %d minutes",
+            ep.where,
+            failure,
+            OPENSSH_RETRY_AFTER // 60,
+        )
+        return conn
+
+    def connect_openssh(self) -> SftpConnection:
+        """An SFTP session over OpenSSH's ``ssh`` (see ``sftp_openssh``)."""
+        process = sftp_openssh.SshProcess(self.endpoint, OPENSSH_CIPHERS)
+        try:
+            sftp = paramiko.SFTPClient(process)
+            limits = sftp_io.server_limits(sftp)
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            # Our end stays open until ssh has said why it stopped.
+            said = process.failure()
+            process.close()
+            raise ConnectionError(f"{error or type(error).__name__}: {said}") from error
+        except BaseException:
+            process.close()
+            raise
+        process.logged_in()
+        return SftpConnection(process, sftp, limits)
+
+    def connect_paramiko(self) -> SftpConnection:
+        """An SFTP session over a paramiko transport."""
         ep = self.endpoint
         try:
             sock = socket.create_connection((ep.host, ep.port), timeout=ep.connect_timeout)

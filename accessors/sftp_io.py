@@ -61,6 +61,9 @@ UPDATE = SFTP_FLAG_WRITE
 CREATE = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
 
 _RECEIVE = 8 * 1024 * 1024  # larger than anything buffered: one recv takes it all
+_SOCKET_RECEIVE = 256 * 1024
+_DATA_HEADER = 13  # length, type, request id, data count
+_HEADER_RECEIVE = 4096  # small: what follows a header is best received in place
 _MAX_PACKET = 16 * 1024 * 1024
 
 
@@ -82,6 +85,14 @@ class _Wire:
         self.position = 0
         # The reply last returned by next(): (type, request id, payload start, end).
         self.kind = self.num = self.start = self.end = 0
+        # A socket under the channel (OpenSSH's ssh, see sftp_openssh) takes scattered
+        # sends and receives into our buffers: the data of reads then goes straight from
+        # the kernel into the caller's buffer, and writes are never copied into packets.
+        self.direct = hasattr(self.channel, "recv_into")
+        # A socket's recv allocates all it is asked for; paramiko's returns what it has.
+        self.receive = _SOCKET_RECEIVE if self.direct else _RECEIVE
+        #: Bytes of the current DATA reply already placed by ``next(into=...)``.
+        self.placed = -1
 
     def _number(self) -> int:
         with self.sftp._lock:
@@ -110,6 +121,10 @@ class _Wire:
         num = self._number()
         header = struct.pack(">IBII", 0, CMD_WRITE, num, len(handle)) + handle
         header += struct.pack(">QI", offset, len(data))
+        if self.direct:
+            struct.pack_into(">I", header := bytearray(header), 0, len(header) + len(data) - 4)
+            self.channel.sendmsg_all(header, data)
+            return num
         packet = bytearray(header)
         packet += data
         struct.pack_into(">I", packet, 0, len(packet) - 4)
@@ -117,9 +132,11 @@ class _Wire:
         self.channel.sendall(memoryview(packet))
         return num
 
-    def _need(self, count: int) -> None:
+    def _need(self, count: int, most: int = 0) -> None:
+        """Have *count* unparsed bytes in the buffer, receiving *most* at a time."""
         while len(self.buffer) - self.position < count:
-            data = self.channel.recv(_RECEIVE)
+            missing = count - len(self.buffer) + self.position
+            data = self.channel.recv(max(most or self.receive, missing))
             if not data:
                 raise EOFError("the server closed the SFTP channel")
             if self.position:
@@ -127,8 +144,27 @@ class _Wire:
                 self.position = 0
             self.buffer += data
 
-    def next(self) -> int:
-        """Read the next reply; return its request id (details in ``kind``, ``payload``)."""
+    def next(self, into: dict[int, tuple[bytearray, int, int]] | None = None) -> int:
+        """Read the next reply; return its request id (details in ``kind``, ``payload``).
+
+        *into* maps request ids of reads to ``(buffer, at, most)``: on a direct channel
+        the data of such a reply is received straight into ``buffer[at:]`` and
+        ``placed`` says how many bytes (``-1`` when the reply was not placed).
+        """
+        self.placed = -1
+        if into is not None and self.direct:
+            # Header and data count only: the payload must stay in the socket.
+            self._need(_DATA_HEADER, _HEADER_RECEIVE)
+            start = self.position
+            length, kind, num, count = struct.unpack_from(">IBII", self.buffer, start)
+            target = into.get(num) if kind == CMD_DATA else None
+            if target is not None and length == count + 9:
+                buffer, at, most = target
+                if count > most:
+                    raise SFTPError(f"SFTP read reply of {count} bytes, at most {most} asked")
+                self.kind, self.num, self.placed = kind, num, count
+                self._receive_into(buffer, at, count)
+                return num
         self._need(4)
         (length,) = struct.unpack_from(">I", self.buffer, self.position)
         if not 5 <= length <= _MAX_PACKET:
@@ -140,6 +176,20 @@ class _Wire:
         (self.num,) = struct.unpack_from(">I", self.buffer, start + 1)
         self.start, self.end = start + 5, start + length
         return self.num
+
+    def _receive_into(self, target: bytearray, at: int, count: int) -> None:
+        """Move the current reply's *count* data bytes into ``target[at:]``: those
+        already buffered, then the rest straight from the socket."""
+        begin = self.position + _DATA_HEADER
+        have = min(count, len(self.buffer) - begin)
+        with memoryview(target) as view:
+            view[at : at + have] = memoryview(self.buffer)[begin : begin + have]
+            self.position = begin + have
+            while have < count:
+                got = self.channel.recv_into(view[at + have : at + count])
+                if not got:
+                    raise EOFError("the server closed the SFTP channel")
+                have += got
 
     def message(self) -> paramiko.Message:
         """The current reply's fields after its id, for paramiko's parsers."""
@@ -273,6 +323,7 @@ def pread(
     todo = [(start, min(request_size, length - start)) for start in range(0, length, request_size)]
     todo.reverse()  # popped from the end: lowest offsets first
     requested: dict[int, tuple[int, int]] = {}  # request id -> (start, size)
+    into: dict[int, tuple[bytearray, int, int]] = {}  # where each reply's data goes
     end = length  # where the file ends, once a read hits EOF
     error: Exception | None = None
 
@@ -280,15 +331,18 @@ def pread(
         while todo and len(requested) < max_outstanding and error is None:
             start, size = todo.pop()
             if start < end:
-                requested[wire.send(CMD_READ, handle, int64(offset + start), size)] = (start, size)
+                num = wire.send(CMD_READ, handle, int64(offset + start), size)
+                requested[num] = (start, size)
+                into[num] = (buffer, start, size)
         if not requested:
             break
-        num = wire.next()
+        num = wire.next(into)
         if num not in requested:
             raise SFTPError(f"SFTP reply {num} answers no request of this read")
         start, size = requested.pop(num)
+        into.pop(num, None)
         if wire.kind == CMD_DATA:
-            count = wire.data_into(buffer, start, size)
+            count = wire.placed if wire.placed >= 0 else wire.data_into(buffer, start, size)
             if 0 < count < size:
                 todo.append((start + count, size - count))  # a short read: ask for the rest
             elif not count:

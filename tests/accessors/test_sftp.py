@@ -27,6 +27,7 @@ from ftrack_transfer.accessors.errors import (
     UnsupportedOperationError,
 )
 from ftrack_transfer.accessors.sftp import SftpAccessor
+from ftrack_transfer.accessors.sftp_openssh import SshProcess
 from ftrack_transfer.accessors.writes import temporary_name
 from ftrack_transfer.sandbox.sftp import SftpServer
 
@@ -186,9 +187,11 @@ class _DropsDuringLogin(paramiko.ServerInterface):
         return paramiko.AUTH_FAILED
 
 
+@pytest.mark.parametrize(("ssh_client", "logins_per_attempt"), [("auto", 2), ("paramiko", 1)])
 def test_a_connection_lost_during_login_is_retried_not_reported_as_a_refused_key(
-    sshd: SftpServer, tmp_path: Path
+    sshd: SftpServer, tmp_path: Path, ssh_client: str, logins_per_attempt: int
 ) -> None:
+    """With ``auto``, ssh tries first and paramiko then diagnoses: two logins per attempt."""
     host_key = paramiko.ECDSAKey.generate()
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -215,6 +218,7 @@ def test_a_connection_lost_during_login_is_retried_not_reported_as_a_refused_key
         root="/srv",
         key_file=str(sshd.client_key_path),
         known_hosts=str(known_hosts),
+        ssh_client=ssh_client,
     )
     accessor.retry = accessor.retry.__class__(3, 0.001, 0.01)
     try:
@@ -228,7 +232,7 @@ def test_a_connection_lost_during_login_is_retried_not_reported_as_a_refused_key
     message = str(caught.value)
     assert "the connection closed during SSH login" in message
     assert "gave up after 3 attempts" in message and "refused" not in message
-    assert len(logins) == 3
+    _wait_for(lambda: len(logins) == 3 * logins_per_attempt)
 
 
 def test_encrypted_key_and_passphrase_env(
@@ -274,13 +278,102 @@ def test_no_credentials_configured(sshd: SftpServer) -> None:
         accessor.list("")
 
 
+# -- which SSH client ------------------------------------------------------------------------
+
+
+def test_ssh_client_option_is_checked(sshd: SftpServer) -> None:
+    with pytest.raises(AccessorConfigurationError) as caught:
+        sftp_accessor(sshd, sshd.remote_root, ssh_client="putty")
+    assert str(caught.value) == (
+        "sftp accessor for 127.0.0.1: option 'ssh_client' must be one of auto, openssh, "
+        "paramiko, not 'putty'"
+    )
+
+
+def test_openssh_demanded_where_it_cannot_log_in(sshd: SftpServer) -> None:
+    accessor = sftp_accessor(
+        sshd, sshd.remote_root, key_file=None, use_agent=True, ssh_client="openssh"
+    )
+    with pytest.raises(AccessorConfigurationError) as caught:
+        accessor.list("")
+    assert 'has ssh_client = "openssh" but the location logs in with the SSH agent only' in str(
+        caught.value
+    )
+    assert 'set ssh_client = "auto"' in str(caught.value)
+
+
+def test_falls_back_to_paramiko_where_ssh_refuses(
+    sshd: SftpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ssh refuses a private key others can read; paramiko takes it. The location keeps
+    working, on paramiko, and the log says why."""
+    caplog.set_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp_connect")
+    key = tmp_path / "readable_key"
+    shutil.copyfile(sshd.client_key_path, key)
+    key.chmod(0o644)
+    root = _fresh_root(sshd)
+    (root / "a.txt").write_bytes(b"still works")
+    accessor = sftp_accessor(sshd, str(root), key_file=str(key))
+    try:
+        assert read_file(accessor, "a.txt") == b"still works"
+        with accessor._pool.connection() as conn:
+            assert isinstance(conn.transport, paramiko.Transport)
+    finally:
+        accessor.close()
+    assert "the ssh client could not open SFTP" in caplog.text
+    assert "Permission denied (publickey)" in caplog.text
+    assert "using paramiko, which is slower, for the next 5 minutes" in caplog.text
+
+
+def test_ssh_processes_end_with_the_accessor(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.new()
+    data = payload(4 * CHUNK, 4)
+    token = accessor.begin_write("p.bin", len(data), CHUNK)
+    written = write_chunks(accessor, "p.bin", token, chunks_of(data, CHUNK), threads=4)
+    accessor.commit_write("p.bin", token, len(data), written)
+    processes = [conn.transport.process for conn in accessor._pool._idle]
+    assert len(processes) == 4 and all(p.poll() is None for p in processes)
+    accessor.close()
+    assert all(p.poll() is not None for p in processes)
+
+
+def test_a_killed_ssh_client_is_replaced(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    write_file(accessor, "k.txt", b"before")
+    with accessor._pool.connection() as conn:
+        process = conn.transport.process
+    process.kill()
+    process.wait()
+    assert read_file(accessor, "k.txt") == b"before"
+    with accessor._pool.connection() as conn:
+        assert conn.transport.process is not process and conn.alive()
+
+
 # -- connections ---------------------------------------------------------------------------
 
 
-def test_connection_settings(sftp_case: StorageCase) -> None:
+def test_connection_settings_over_openssh(sftp_case: StorageCase) -> None:
     accessor = sftp_case.accessor
     accessor.list("")
     with accessor._pool.connection() as conn:
+        assert isinstance(conn.transport, SshProcess)
+        argv = conn.transport.process.args
+        options = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-o")
+        assert options["Ciphers"].startswith("aes128-gcm@openssh.com,")
+        # Only the location's known_hosts and key count; nothing is ever prompted for,
+        # added to known_hosts, or read from the user's ssh config or agent.
+        assert options["StrictHostKeyChecking"] == "yes" and options["BatchMode"] == "yes"
+        assert options["IdentitiesOnly"] == "yes" and options["IdentityAgent"] == "none"
+        assert options["UpdateHostKeys"] == "no" and argv[1:3] == ["-F", "none"]
+        assert conn.read_limit and conn.write_limit and conn.write_limit > 32 * 1024
+        assert accessor._writes(conn)[0] == min(255 * 1024, conn.write_limit)
+
+
+def test_connection_settings_over_paramiko(sftp_paramiko_case: StorageCase) -> None:
+    accessor = sftp_paramiko_case.accessor
+    accessor.list("")
+    with accessor._pool.connection() as conn:
+        assert isinstance(conn.transport, paramiko.Transport)
         sock = conn.transport.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert conn.transport.local_cipher == "aes128-gcm@openssh.com"
@@ -395,8 +488,8 @@ def test_no_shell_or_remote_commands_in_accessors() -> None:
     assert offenders == []
 
 
-def test_only_the_sftp_subsystem_is_requested(
-    sftp_case: StorageCase, monkeypatch: pytest.MonkeyPatch
+def test_only_the_sftp_subsystem_is_requested_by_paramiko(
+    sftp_paramiko_case: StorageCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requested: list[str] = []
     for name in ("exec_command", "invoke_shell", "get_pty", "invoke_subsystem"):
@@ -407,10 +500,20 @@ def test_only_the_sftp_subsystem_is_requested(
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(paramiko.Channel, name, spy)
-    accessor = sftp_case.new()
+    accessor = sftp_paramiko_case.new()
     write_file(accessor, "x/y.txt", b"1")
     accessor.remove("x/y.txt")
     assert requested and set(requested) == {"subsystem:sftp"}
+
+
+def test_only_the_sftp_subsystem_is_requested_by_ssh(sftp_case: StorageCase) -> None:
+    accessor = sftp_case.accessor
+    write_file(accessor, "x/y.txt", b"1")
+    with accessor._pool.connection() as conn:
+        argv = conn.transport.process.args
+    # ssh runs without a shell, and -s makes "sftp" a subsystem name, not a command.
+    assert isinstance(argv, list) and argv[-4:] == ["-s", "--", "127.0.0.1", "sftp"]
+    assert "-T" in argv
 
 
 def test_embedded_server_fallback(tmp_path: Path) -> None:

@@ -921,7 +921,12 @@ def test_every_declared_accessor_field_is_accepted(
     # The config validates what each accessor declares, so a new option is usable from
     # the file the day it is declared.
     options = accessor_class(accessor).options
-    overrides = {"root": "/srv/projects", "party": "site=x", "addressing_style": "path"}
+    overrides = {
+        "root": "/srv/projects",
+        "party": "site=x",
+        "addressing_style": "path",
+        "ssh_client": "paramiko",
+    }
     lines = [f'[locations.x]\naccessor = "{accessor}"']
     for option in options:
         value = overrides.get(option.name, _valid_value(option.kind, tmp_path))

@@ -89,14 +89,14 @@ class _Spawns:
 
     def __init__(self) -> None:
         self.armed = False
-        self.events: list[tuple[str, str]] = []
+        self.events: list[tuple[str, tuple[Any, ...]]] = []
         self._lock = threading.Lock()
         sys.addaudithook(self._hook)
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
         if self.armed and event.startswith(self.EVENTS):
             with self._lock:
-                self.events.append((event, repr(args)[:300]))
+                self.events.append((event, args))
 
 
 SPAWNS = _Spawns()
@@ -128,15 +128,23 @@ def test_no_process_or_shell_is_started_while_files_named_like_shell_commands_ar
     finally:
         SPAWNS.armed = False
     assert status == "done", journal.job(job_id).message
-    assert SPAWNS.events == []
+    # The only processes started are OpenSSH's ssh client carrying the SFTP sessions: an
+    # argument list (no shell), the sftp subsystem (no remote command), and no name of
+    # a file being sent anywhere in it.
+    assert SPAWNS.events, "the SFTP sessions run over ssh here"
+    for event, (executable, argv, *_) in SPAWNS.events:
+        assert event == "subprocess.Popen" and Path(executable).name == "ssh", (event, argv)
+        assert isinstance(argv, list) and argv[-4:] == ["-s", "--", "127.0.0.1", "sftp"]
+        assert not any("touch" in arg or "PWNED" in arg for arg in argv), argv
     assert not Path("PWNED").exists()
-    # The hook does see a process being started (so the empty list above means something).
+    # The hook does see a process being started (so the checks above mean something).
+    SPAWNS.events.clear()
     SPAWNS.armed = True
     try:
         subprocess.run(["true"], check=True)
     finally:
         SPAWNS.armed = False
-    assert [event for event, _ in SPAWNS.events] == ["subprocess.Popen"]
+    assert [(event, args[1]) for event, args in SPAWNS.events] == [("subprocess.Popen", ["true"])]
     assert [p for p in studio.directory.rglob("PWNED")] == []
     ids = list(published.components.values())
     for role in ("la", "cloud", "vendor"):
@@ -144,7 +152,9 @@ def test_no_process_or_shell_is_started_while_files_named_like_shell_commands_ar
     # The additional file arrived under its own, unchanged name (not a shell's reading of it).
     assert (studio.roots["la"] / extra).read_bytes() == b"shell-looking notes"
     assert (studio.roots["vendor"] / extra).read_bytes() == b"shell-looking notes"
-    recorder.figure("processes started during the send with shell syntax in names", "0")
+    recorder.figure(
+        "processes started during the send with shell syntax in names, other than ssh", "0"
+    )
     audit(ledger)
 
 
