@@ -52,6 +52,19 @@ OPENSSH_RETRY_AFTER = 300.0
 _KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
 
+#: How ssh says the server could not be reached at all (retried; nothing to diagnose).
+_UNREACHABLE = (
+    "Connection refused",
+    "Connection timed out",
+    "No route to host",
+    "Network is unreachable",
+)
+
+
+class Unreachable(ConnectionError):
+    """The SSH server did not answer (down, or a network between us)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
     """Where and how to log in; secret-free (the passphrase is read from the environment)."""
@@ -137,6 +150,8 @@ class Connector:
             return self.connect_paramiko()
         try:
             return self.connect_openssh()
+        except Unreachable:
+            raise  # paramiko could not get further; trying it would double the wait
         except (OSError, EOFError, paramiko.SSHException) as error:
             failure = str(error) or type(error).__name__
         # paramiko's own failure (host key, refused key, server down) is the precise one.
@@ -164,6 +179,8 @@ class Connector:
             # Our end stays open until ssh has said why it stopped.
             said = process.failure()
             process.close()
+            if any(reason in said for reason in _UNREACHABLE):
+                raise Unreachable(f"cannot reach {self.endpoint.where}: {said}") from error
             raise ConnectionError(f"{error or type(error).__name__}: {said}") from error
         except BaseException:
             process.close()

@@ -119,15 +119,14 @@ class _Wire:
 
     def send_write(self, handle: bytes, offset: int, data: memoryview) -> int:
         num = self._number()
-        header = struct.pack(">IBII", 0, CMD_WRITE, num, len(handle)) + handle
-        header += struct.pack(">QI", offset, len(data))
+        fields = struct.pack(">BII", CMD_WRITE, num, len(handle)) + handle
+        fields += struct.pack(">QI", offset, len(data))
+        header = struct.pack(">I", len(fields) + len(data)) + fields
         if self.direct:
-            struct.pack_into(">I", header := bytearray(header), 0, len(header) + len(data) - 4)
             self.channel.sendmsg_all(header, data)
             return num
         packet = bytearray(header)
         packet += data
-        struct.pack_into(">I", packet, 0, len(packet) - 4)
         # A memoryview, so paramiko's sendall slices the packet without copying it.
         self.channel.sendall(memoryview(packet))
         return num

@@ -459,6 +459,21 @@ def test_retries_exhausted_is_transient() -> None:
     assert f"127.0.0.1:{port}" in message and "'shots'" in message
 
 
+def test_an_unreachable_server_is_retried_over_ssh_without_asking_paramiko(
+    sshd: SftpServer,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once closed
+    accessor = sftp_accessor(sshd, "/srv", port=port, ssh_client="auto")
+    accessor.retry = accessor.retry.__class__(3, 0.001, 0.01)
+    with pytest.raises(TransientAccessorError) as caught:
+        accessor.list("shots")
+    message = str(caught.value)
+    assert f"cannot reach sftp {sshd.username}@127.0.0.1:{port}: " in message
+    assert "Connection refused" in message and "gave up after 3 attempts" in message
+
+
 def test_parallel_streams_on_one_file(sftp_case: StorageCase) -> None:
     accessor = sftp_case.accessor
     data = payload(24 * MiB, 3)
