@@ -18,14 +18,17 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import hmac
 import logging
 import os
 import shlex
 import socket
 import threading
 import time
+import typing
 
 import paramiko
+import paramiko.hostkeys
 
 from . import sftp_io, sftp_openssh
 from .errors import AccessorConfigurationError
@@ -63,6 +66,10 @@ _UNREACHABLE = (
 
 class Unreachable(ConnectionError):
     """The SSH server did not answer (down, or a network between us)."""
+
+
+class HostKeyRefused(ConnectionError):
+    """ssh did not accept the server's host key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +159,18 @@ class Connector:
             return self.connect_openssh()
         except Unreachable:
             raise  # paramiko could not get further; trying it would double the wait
+        except HostKeyRefused as refused:
+            # paramiko names an unknown or changed key precisely; but a key ssh refused
+            # is never used, whatever paramiko makes of the file.
+            self.connect_paramiko().close()
+            raise AccessorConfigurationError(
+                f"ssh refused the host key of {ep.where} ({refused}); check "
+                f"{os.path.expanduser(ep.known_hosts)} for @revoked or @cert-authority "
+                "lines about this host"
+            ) from refused
         except (OSError, EOFError, paramiko.SSHException) as error:
             failure = str(error) or type(error).__name__
-        # paramiko's own failure (host key, refused key, server down) is the precise one.
+        # paramiko's own failure (refused key, server down) is the precise one.
         conn = self.connect_paramiko()
         if ep.ssh_client == "openssh":
             conn.close()
@@ -181,6 +197,8 @@ class Connector:
             process.close()
             if any(reason in said for reason in _UNREACHABLE):
                 raise Unreachable(f"cannot reach {self.endpoint.where}: {said}") from error
+            if "Host key verification failed" in said:
+                raise HostKeyRefused(said) from error
             raise ConnectionError(f"{error or type(error).__name__}: {said}") from error
         except BaseException:
             process.close()
@@ -205,7 +223,8 @@ class Connector:
             transport.banner_timeout = ep.connect_timeout
             transport.handshake_timeout = ep.connect_timeout
             transport.auth_timeout = ep.connect_timeout
-            known = self._known_keys()
+            keys = self._known_keys()
+            known = keys.known
             options = transport.get_security_options()
             options.ciphers = _prefer(options.ciphers, PREFERRED_CIPHERS)
             # Ask for the key type known_hosts has, as OpenSSH does; otherwise a server
@@ -213,7 +232,7 @@ class Connector:
             wanted = [a for kind in known for a in _KEY_ALGORITHMS.get(kind, (kind,))]
             options.key_types = _prefer(options.key_types, wanted)
             transport.start_client(timeout=ep.connect_timeout)
-            self._check_host_key(transport.get_remote_server_key(), known)
+            self._check_host_key(transport.get_remote_server_key(), keys)
             self._authenticate(transport)
             sftp = paramiko.SFTPClient.from_transport(
                 transport, window_size=ep.window_size, max_packet_size=ep.max_packet_size
@@ -227,28 +246,55 @@ class Connector:
 
     # -- host key ----------------------------------------------------------------------
 
-    def _known_keys(self) -> dict[str, paramiko.PKey]:
-        """Keys recorded for this host, read afresh so a newly trusted key takes effect."""
+    def _known_keys(self) -> KnownKeys:
+        """Keys recorded for this host, read afresh so a newly trusted key takes effect.
+
+        Read as OpenSSH reads the file: lines it would skip (comments, malformed or
+        unsupported keys, ``@cert-authority``) are skipped, and ``@revoked`` keys are
+        kept apart so they are refused even if another line lists them.
+        """
         path = os.path.expanduser(self.endpoint.known_hosts)
-        host_keys = paramiko.HostKeys()
         try:
-            host_keys.load(path)
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
         except FileNotFoundError:
-            return {}
+            return KnownKeys({}, [])
         except OSError as error:
             raise AccessorConfigurationError(
                 f"Cannot read known_hosts file {path} for {self.endpoint.where}: "
                 f"{error.strerror or error}"
             ) from error
-        found = host_keys.lookup(self.endpoint.host_key_name)
-        return dict(found) if found else {}
+        name = self.endpoint.host_key_name
+        known: dict[str, paramiko.PKey] = {}
+        revoked: list[paramiko.PKey] = []
+        for line in lines:
+            marker, _, rest = (
+                line.strip().partition(" ") if line.startswith("@") else ("", "", line)
+            )
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(rest.strip())
+            except Exception:  # noqa: S112 - a line OpenSSH would skip too
+                continue
+            if entry is None or not _names_match(entry.hostnames, name):
+                continue
+            if marker == "@revoked":
+                revoked.append(entry.key)
+            elif not marker:
+                known.setdefault(entry.key.get_name(), entry.key)
+        return KnownKeys(known, revoked)
 
-    def _check_host_key(self, key: paramiko.PKey, known: dict[str, paramiko.PKey]) -> None:
+    def _check_host_key(self, key: paramiko.PKey, keys: KnownKeys) -> None:
         ep = self.endpoint
-        if known.get(key.get_name()) == key:
-            return
         path = os.path.expanduser(ep.known_hosts)
         name, presented = ep.host_key_name, f"{key.get_name()} {fingerprint(key)}"
+        if key in keys.revoked:
+            raise AccessorConfigurationError(
+                f"SSH host key for {name} ({presented}) is marked @revoked in {path}; "
+                "refusing the server: ask its administrator which key it should present"
+            )
+        known = keys.known
+        if known.get(key.get_name()) == key:
+            return
         scan = f"ssh-keyscan -p {ep.port} {shlex.quote(ep.host)} >> {shlex.quote(path)}"
         if not known:
             raise AccessorConfigurationError(
@@ -326,6 +372,25 @@ class Connector:
             raise AccessorConfigurationError(
                 f"Cannot read SSH key {path} for {ep.where}: {error.strerror or error}"
             ) from error
+
+
+class KnownKeys(typing.NamedTuple):
+    """A host's keys in a known_hosts file: trusted ones by type, and revoked ones."""
+
+    known: dict[str, paramiko.PKey]
+    revoked: list[paramiko.PKey]
+
+
+def _names_match(hostnames: list[str], name: str) -> bool:
+    """Whether a known_hosts line's host names (plain or hashed) include *name*."""
+    for entry in hostnames:
+        if entry == name:
+            return True
+        if entry.startswith("|1|"):
+            salt = entry.split("|")[2]
+            if hmac.compare_digest(paramiko.HostKeys.hash_host(name, salt), entry):
+                return True
+    return False
 
 
 def _try_key(transport: paramiko.Transport, username: str, key: paramiko.PKey) -> bool:

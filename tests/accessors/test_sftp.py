@@ -114,6 +114,53 @@ def test_unknown_host_key_refused_with_trust_instruction(sshd: SftpServer, tmp_p
     accessor.close()
 
 
+@pytest.mark.parametrize("ssh_client", ["auto", "paramiko"])
+def test_a_revoked_host_key_is_refused_even_when_another_line_trusts_it(
+    sshd: SftpServer, tmp_path: Path, ssh_client: str
+) -> None:
+    trusted = Path(sshd.known_hosts_path).read_text().strip().splitlines()[0]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"{trusted}\n@revoked {trusted}\n")
+    accessor = sftp_accessor(
+        sshd, sshd.remote_root, known_hosts=str(known_hosts), ssh_client=ssh_client
+    )
+    with pytest.raises(AccessorConfigurationError) as caught:
+        accessor.list("")
+    assert str(caught.value) == (
+        f"SSH host key for [127.0.0.1]:{sshd.port} (ssh-ed25519 {sshd.host_key_fingerprint}) "
+        f"is marked @revoked in {known_hosts}; refusing the server: ask its administrator "
+        "which key it should present"
+    )
+    assert accessor._pool.open_connections == 0
+
+
+@pytest.mark.parametrize("ssh_client", ["auto", "paramiko"])
+def test_known_hosts_read_as_openssh_reads_it(
+    sshd: SftpServer, tmp_path: Path, ssh_client: str
+) -> None:
+    """Hashed names, comments, a CA line and lines OpenSSH skips do not stop the login."""
+    name, kind, key = Path(sshd.known_hosts_path).read_text().split()[:3]
+    hashed = paramiko.HostKeys.hash_host(name)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        "# studio hosts\n"
+        "@cert-authority *.studio.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==\n"
+        "broken line\n"
+        "other.example ssh-ed25519 not-base64!\n"
+        f"{hashed} {kind} {key}\n"
+    )
+    accessor = sftp_accessor(
+        sshd, sshd.remote_root, known_hosts=str(known_hosts), ssh_client=ssh_client
+    )
+    try:
+        assert accessor.list("") is not None
+        with accessor._pool.connection() as conn:  # read by ssh itself where it runs
+            kind_used = SshProcess if ssh_client == "auto" else paramiko.Transport
+            assert isinstance(conn.transport, kind_used)
+    finally:
+        accessor.close()
+
+
 def test_missing_known_hosts_file_is_an_unknown_key(sshd: SftpServer, tmp_path: Path) -> None:
     accessor = sftp_accessor(sshd, sshd.remote_root, known_hosts=str(tmp_path / "absent"))
     with pytest.raises(AccessorConfigurationError, match="ssh-keyscan"):
