@@ -19,6 +19,7 @@ one thread at a time.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import paramiko
@@ -91,8 +92,6 @@ class _Wire:
         self.direct = hasattr(self.channel, "recv_into")
         # A socket's recv allocates all it is asked for; paramiko's returns what it has.
         self.receive = _SOCKET_RECEIVE if self.direct else _RECEIVE
-        #: Bytes of the current DATA reply already placed by ``next(into=...)``.
-        self.placed = -1
 
     def _number(self) -> int:
         with self.sftp._lock:
@@ -143,27 +142,8 @@ class _Wire:
                 self.position = 0
             self.buffer += data
 
-    def next(self, into: dict[int, tuple[bytearray, int, int]] | None = None) -> int:
-        """Read the next reply; return its request id (details in ``kind``, ``payload``).
-
-        *into* maps request ids of reads to ``(buffer, at, most)``: on a direct channel
-        the data of such a reply is received straight into ``buffer[at:]`` and
-        ``placed`` says how many bytes (``-1`` when the reply was not placed).
-        """
-        self.placed = -1
-        if into is not None and self.direct:
-            # Header and data count only: the payload must stay in the socket.
-            self._need(_DATA_HEADER, _HEADER_RECEIVE)
-            start = self.position
-            length, kind, num, count = struct.unpack_from(">IBII", self.buffer, start)
-            target = into.get(num) if kind == CMD_DATA else None
-            if target is not None and length == count + 9:
-                buffer, at, most = target
-                if count > most:
-                    raise SFTPError(f"SFTP read reply of {count} bytes, at most {most} asked")
-                self.kind, self.num, self.placed = kind, num, count
-                self._receive_into(buffer, at, count)
-                return num
+    def next(self) -> int:
+        """Read the next reply; return its request id (details in ``kind``, ``payload``)."""
         self._need(4)
         (length,) = struct.unpack_from(">I", self.buffer, self.position)
         if not 5 <= length <= _MAX_PACKET:
@@ -175,6 +155,30 @@ class _Wire:
         (self.num,) = struct.unpack_from(">I", self.buffer, start + 1)
         self.start, self.end = start + 5, start + length
         return self.num
+
+    def next_data(
+        self, reads: Mapping[int, tuple[int, int]], target: bytearray
+    ) -> tuple[int, int | None]:
+        """Read the next reply; if it is the data of one of *reads* (request id ->
+        ``(at, most)``), put its bytes into ``target[at:]``. Return the request id and
+        how many bytes were put (``None`` for any other reply).
+
+        On a direct channel the data goes from the socket straight into *target*.
+        """
+        if self.direct:
+            # Header and data count only: the payload must stay in the socket.
+            self._need(_DATA_HEADER, _HEADER_RECEIVE)
+            length, kind, num, count = struct.unpack_from(">IBII", self.buffer, self.position)
+            if kind == CMD_DATA and num in reads and length == count + 9:
+                at, most = reads[num]
+                _check_data_count(count, most)
+                self.kind, self.num = kind, num
+                self._receive_into(target, at, count)
+                return num, count
+        num = self.next()
+        if self.kind != CMD_DATA or num not in reads:
+            return num, None
+        return num, self.data_into(target, *reads[num])
 
     def _receive_into(self, target: bytearray, at: int, count: int) -> None:
         """Move the current reply's *count* data bytes into ``target[at:]``: those
@@ -198,8 +202,9 @@ class _Wire:
         """Copy the current DATA reply's bytes (*most* at most) into *target* at *at*;
         return how many."""
         (count,) = struct.unpack_from(">I", self.buffer, self.start)
-        if count > most or self.start + 4 + count > self.end:
-            raise SFTPError(f"SFTP read reply of {count} bytes, at most {most} asked")
+        _check_data_count(count, most)
+        if self.start + 4 + count > self.end:
+            raise SFTPError(f"SFTP read reply of {count} bytes in a shorter packet")
         with memoryview(self.buffer) as view:
             target[at : at + count] = view[self.start + 4 : self.start + 4 + count]
         return count
@@ -226,6 +231,11 @@ class _Wire:
         if self.next() != num:
             raise SFTPError(f"SFTP reply {self.num} does not answer request {num}")
         return num
+
+
+def _check_data_count(count: int, most: int) -> None:
+    if count > most:
+        raise SFTPError(f"SFTP read reply of {count} bytes, at most {most} asked")
 
 
 def open_file(sftp: paramiko.SFTPClient, path: str, mode: int) -> bytes:
@@ -322,7 +332,6 @@ def pread(
     todo = [(start, min(request_size, length - start)) for start in range(0, length, request_size)]
     todo.reverse()  # popped from the end: lowest offsets first
     requested: dict[int, tuple[int, int]] = {}  # request id -> (start, size)
-    into: dict[int, tuple[bytearray, int, int]] = {}  # where each reply's data goes
     end = length  # where the file ends, once a read hits EOF
     error: Exception | None = None
 
@@ -330,18 +339,14 @@ def pread(
         while todo and len(requested) < max_outstanding and error is None:
             start, size = todo.pop()
             if start < end:
-                num = wire.send(CMD_READ, handle, int64(offset + start), size)
-                requested[num] = (start, size)
-                into[num] = (buffer, start, size)
+                requested[wire.send(CMD_READ, handle, int64(offset + start), size)] = (start, size)
         if not requested:
             break
-        num = wire.next(into)
+        num, count = wire.next_data(requested, buffer)
         if num not in requested:
             raise SFTPError(f"SFTP reply {num} answers no request of this read")
         start, size = requested.pop(num)
-        into.pop(num, None)
-        if wire.kind == CMD_DATA:
-            count = wire.placed if wire.placed >= 0 else wire.data_into(buffer, start, size)
+        if count is not None:
             if 0 < count < size:
                 todo.append((start + count, size - count))  # a short read: ask for the rest
             elif not count:
