@@ -151,10 +151,8 @@ class Scheduler:
                     continue
                 if kind == "chunk":
                     self.listener.on_chunk(task, result)
-                elif kind == "committed":
-                    self._done(task, result, 0)
-                elif kind == "done" or (kind == "small" and result is not None):
-                    self._done(task, result if kind == "small" else None, task.size)
+                else:
+                    self._landed(kind, task, result)
 
     # ------------------------------------------------------------------ loop
 
@@ -223,12 +221,11 @@ class Scheduler:
             return
         if task.failed:
             return
-        if kind == "small":
-            if result is None:  # bigger than planned: send it in chunks
-                task.strategy = "chunked"
-                self._submit("prepared", task, self._prepare, task)
-            else:
-                self._done(task, result, task.size)
+        if self._landed(kind, task, result):
+            return
+        if kind == "small":  # bigger than planned: send it in chunks
+            task.strategy = "chunked"
+            self._submit("prepared", task, self._prepare, task)
         elif kind == "prepared":
             if task.stale:
                 task.stale = False
@@ -244,10 +241,19 @@ class Scheduler:
             task.done[result.offset] = result
             self.listener.on_chunk(task, result)
             self._feed(task)
-        elif kind == "committed":
+
+    def _landed(self, kind: str, task: FileTask, result: Any) -> bool:
+        """Report the file of *task* done if the step *kind* that returned *result*
+        completed it; whether it did."""
+        if kind == "committed":  # chunked: its bytes were counted chunk by chunk
             self._done(task, result, 0)
+        elif kind == "small" and result is not None:
+            self._done(task, result, task.size)
         elif kind == "done":  # server-side copy or stream: its bytes count at the end
             self._done(task, None, task.size)
+        else:
+            return False
+        return True
 
     def _done(self, task: FileTask, digest: str | None, nbytes: int) -> None:
         self.active.pop(id(task), None)
