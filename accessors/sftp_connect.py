@@ -79,6 +79,7 @@ class Endpoint:
     host: str
     port: int
     username: str
+    #: Local paths, with ``~`` expanded.
     key_file: str | None
     known_hosts: str
     passphrase_env: str | None
@@ -165,7 +166,7 @@ class Connector:
             self.connect_paramiko().close()
             raise AccessorConfigurationError(
                 f"ssh refused the host key of {ep.where} ({refused}); check "
-                f"{os.path.expanduser(ep.known_hosts)} for @revoked or @cert-authority "
+                f"{ep.known_hosts} for @revoked or @cert-authority "
                 "lines about this host"
             ) from refused
         except (OSError, EOFError, paramiko.SSHException) as error:
@@ -253,7 +254,7 @@ class Connector:
         unsupported keys, ``@cert-authority``) are skipped, and ``@revoked`` keys are
         kept apart so they are refused even if another line lists them.
         """
-        path = os.path.expanduser(self.endpoint.known_hosts)
+        path = self.endpoint.known_hosts
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 lines = handle.read().splitlines()
@@ -285,7 +286,7 @@ class Connector:
 
     def _check_host_key(self, key: paramiko.PKey, keys: KnownKeys) -> None:
         ep = self.endpoint
-        path = os.path.expanduser(ep.known_hosts)
+        path = ep.known_hosts
         name, presented = ep.host_key_name, f"{key.get_name()} {fingerprint(key)}"
         if key in keys.revoked:
             raise AccessorConfigurationError(
@@ -346,7 +347,7 @@ class Connector:
 
     def _read_key(self) -> paramiko.PKey:
         ep = self.endpoint
-        path = os.path.expanduser(ep.key_file or "")
+        path = ep.key_file or ""
         passphrase = None
         if ep.passphrase_env:
             passphrase = os.environ.get(ep.passphrase_env)

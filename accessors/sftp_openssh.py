@@ -56,7 +56,7 @@ def usable(endpoint: Endpoint) -> str | None:
 
 def _config_path(path: str) -> str:
     # ssh expands %-tokens and splits on blanks in option values.
-    return '"' + os.path.expanduser(path).replace("%", "%%") + '"'
+    return '"' + path.replace("%", "%%") + '"'
 
 
 def command(endpoint: Endpoint, ciphers: tuple[str, ...], ssh: str = "ssh") -> list[str]:
