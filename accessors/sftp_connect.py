@@ -1,7 +1,7 @@
 """Opening one authenticated SFTP session: socket, SSH transport, host key, login.
 
 The SSH layer is OpenSSH's ``ssh`` client where it can be used (see ``sftp_openssh``:
-several times faster), else paramiko. paramiko is also the diagnostician: when ``ssh``
+less CPU in this process), else paramiko. paramiko is also the diagnostician: when ``ssh``
 cannot open the session, the same login is tried with paramiko, whose failure names the
 problem precisely (unknown or changed host key, refused key); if paramiko gets in, the
 connection is used and ``ssh`` is tried again a few minutes later.
