@@ -32,9 +32,7 @@ def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progr
     studio: StudioCase,
 ) -> None:
     studio.throttle("1MB/s")
-    studio.config_path.write_text(
-        studio.config_path.read_text().replace("files_in_flight = 8", "files_in_flight = 2")
-    )
+    studio.edit_config(lambda text: text.replace("files_in_flight = 8", "files_in_flight = 2"))
     published = studio.publish(sequences={"plate": (40, 64 * 1024)})
     plate = published.components["plate"]
     journal = studio.journal()

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +74,10 @@ def wait_for_bytes(journal: Journal, job_id: str, at_least: int, timeout: float 
     )
 
 
-def edit_config(studio: StudioCase, change: Callable[[str], str]) -> None:
-    studio.config_path.write_text(change(studio.config_path.read_text()))
-
-
 def add_disk_location(studio: StudioCase, role: str, root: Path, extra: str = "") -> str:
     name = f"{role}-{studio.uid}"
     root.mkdir(parents=True, exist_ok=True)
-    edit_config(
-        studio,
+    studio.edit_config(
         lambda text: text + f'\n[locations."{name}"]\naccessor = "disk"\nroot = "{root}"\n{extra}',
     )
     studio.names[role] = name

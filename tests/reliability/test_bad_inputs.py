@@ -30,7 +30,6 @@ from ftrack_transfer.transfer.selection import EntityRef, resolve
 from tests.fixtures.studio import StudioCase
 
 from .conftest import Ledger, Recorder, snapshot
-from .helpers import edit_config
 
 SEND = "ftrack-transfer.send"
 AWS_HINT = (
@@ -156,8 +155,7 @@ def write_config(context: Context, text: str) -> str:
 
 def restrict(context: Context, role: str, field: str, principals: str) -> None:
     name = context.studio.names[role]
-    edit_config(
-        context.studio,
+    context.studio.edit_config(
         lambda text: text.replace(
             f'[locations."{name}"]\n', f'[locations."{name}"]\n{field} = {principals}\n'
         ),
@@ -361,24 +359,24 @@ CASES = [
                     cli(c, "send", "--from", c.studio.names["hq"], "--to", c.studio.names["la"], "demo/sq010/sh0010"))[1],
          "ftrack-transfer send: ftrack at {url} refused the credentials of pipeline; check FTRACK_API_USER and FTRACK_API_KEY"),
     Case("wrong SSH key for SFTP", "cli",
-         lambda c: (edit_config(c.studio, lambda t: t.replace(str(c.studio.sftp.client_key_path), other_key(c))),
+         lambda c: (c.studio.edit_config(lambda t: t.replace(str(c.studio.sftp.client_key_path), other_key(c))),
                     check(c))[1],
          "SSH login to sftp {user}@127.0.0.1:{port} refused with key {tmp}/stranger_ed25519; add the public key "
          "to ~{user}/.ssh/authorized_keys on the server"),
     Case("missing SSH key file for SFTP", "cli",
-         lambda c: (edit_config(c.studio, lambda t: t.replace(str(c.studio.sftp.client_key_path), f"{c.tmp}/no_key")),
+         lambda c: (c.studio.edit_config(lambda t: t.replace(str(c.studio.sftp.client_key_path), f"{c.tmp}/no_key")),
                     cli(c, "locations", "--check"))[1],
          'ftrack-transfer locations: {config}: location "{la}": field "key_file": cannot read "{tmp}/no_key": '
          "No such file or directory"),
     Case("unknown SSH host (no known_hosts entry)", "cli",
          lambda c: ((c.tmp / "known_hosts_empty").write_text(""),
-                    edit_config(c.studio, lambda t: t.replace(str(c.studio.sftp.known_hosts_path), f"{c.tmp}/known_hosts_empty")),
+                    c.studio.edit_config(lambda t: t.replace(str(c.studio.sftp.known_hosts_path), f"{c.tmp}/known_hosts_empty")),
                     check(c))[2],
          "Unknown SSH host key for [127.0.0.1]:{port} (ssh-ed25519 {fingerprint}), not in {tmp}/known_hosts_empty; "
          "if that fingerprint is the server's, trust it with: ssh-keyscan -p {port} 127.0.0.1 >> "
          "{tmp}/known_hosts_empty"),
     Case("changed SSH host key", "cli",
-         lambda c: (edit_config(c.studio, lambda t: t.replace(str(c.studio.sftp.known_hosts_path), changed_host_key(c))),
+         lambda c: (c.studio.edit_config(lambda t: t.replace(str(c.studio.sftp.known_hosts_path), changed_host_key(c))),
                     check(c))[1],
          "SSH host key for [127.0.0.1]:{port} has CHANGED: the server presents ssh-ed25519 {fingerprint}, "
          "{tmp}/known_hosts_changed has ssh-ed25519 {old_fingerprint}; if the change is expected, replace the old "

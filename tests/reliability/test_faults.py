@@ -25,7 +25,6 @@ from tests.fixtures.studio import StudioCase, files_under
 from .conftest import Auditor, Ledger, Recorder
 from .helpers import (
     add_disk_location,
-    edit_config,
     ftrack_job,
     in_background,
     queue,
@@ -112,7 +111,7 @@ def test_s3_errors_and_resets_on_part_uploads_and_ranged_gets(
 ) -> None:
     proxy = FaultProxy(studio.s3.endpoint_url).start()
     try:
-        edit_config(studio, lambda text: text.replace(studio.s3.endpoint_url, proxy.url))
+        studio.edit_config(lambda text: text.replace(studio.s3.endpoint_url, proxy.url))
         published = ledger.publish(files={"main": 14 * MiB}, sequences={"plate": (8, 3000)})
         ids = list(published.components.values())
         # Uploads: throttled, failing and reset part uploads.
@@ -147,7 +146,7 @@ def test_s3_access_denied_fails_the_job_and_leaves_nothing(
 ) -> None:
     proxy = FaultProxy(studio.s3.endpoint_url).start()
     try:
-        edit_config(studio, lambda text: text.replace(studio.s3.endpoint_url, proxy.url))
+        studio.edit_config(lambda text: text.replace(studio.s3.endpoint_url, proxy.url))
         published = ledger.publish(files={"main": 9 * MiB, "small": 2000})
         proxy.add(Rule("denied", method="PUT", count=-1))
         proxy.add(Rule("denied", method="POST", count=-1))

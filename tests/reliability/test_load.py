@@ -19,7 +19,7 @@ from ftrack_transfer.transfer.selection import PAGE_SIZE
 from tests.fixtures.studio import StudioCase
 
 from .conftest import FULL, Auditor, Ledger, Recorder
-from .helpers import edit_config, queue, run
+from .helpers import queue, run
 
 MiB = 1024**2
 #: Peak resident memory allowed to the process sending the large send.
@@ -136,8 +136,7 @@ def test_a_very_large_send_has_bounded_memory_and_ftrack_requests(
     # Progress updates of the ftrack Job are time-driven (one per interval, whatever the
     # size); an interval longer than the send leaves only the per-component requests to
     # count.
-    edit_config(
-        studio,
+    studio.edit_config(
         lambda text: text.replace('job_update_interval = "200ms"', 'job_update_interval = "1h"'),
     )
     sizes = (2_000, 10_000) if FULL else (500, 2_000)

@@ -34,7 +34,7 @@ from tests.fixtures.accsyn import open_session as accsyn_session
 from tests.fixtures.studio import StudioCase
 
 from .conftest import Auditor, Ledger, Recorder, sha, studio_secrets
-from .helpers import cli, edit_config, ftrack_job, run
+from .helpers import cli, ftrack_job, run
 
 PRODUCT = Path(__file__).resolve().parents[2]
 PACKAGES = ("accessors", "actions", "bench", "sandbox", "structures", "transfer")
@@ -169,7 +169,7 @@ def test_an_sftp_location_without_a_known_hosts_entry_is_refused_by_default(
     (home / ".ssh").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     known = str(studio.sftp.known_hosts_path)
-    edit_config(studio, lambda text: text.replace(f'known_hosts = "{known}"\n', ""))
+    studio.edit_config(lambda text: text.replace(f'known_hosts = "{known}"\n', ""))
     before = set(os.listdir(studio.roots["la"]))
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
@@ -205,8 +205,7 @@ def test_secrets_never_appear_in_logs_jobs_errors_or_dry_runs(
 ) -> None:
     passphrase = "correct-horse-" + os.urandom(8).hex()
     key = encrypted_key(studio, tmp_path / "protected_ed25519", passphrase)
-    edit_config(
-        studio,
+    studio.edit_config(
         lambda text: text.replace(
             f'key_file = "{studio.sftp.client_key_path}"',
             f'key_file = "{key}"\npassphrase_env = "LA_KEY_PASSPHRASE"',
@@ -373,8 +372,7 @@ def test_users_send_only_from_locations_they_read_to_locations_they_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     names = studio.names
-    edit_config(
-        studio,
+    studio.edit_config(
         lambda text: text.replace(
             f'[locations."{names["la"]}"]\n', f'[locations."{names["la"]}"]\nreaders = ["pipeline"]\n'
         ).replace(
