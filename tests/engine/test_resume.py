@@ -81,7 +81,9 @@ def test_sigkill_mid_file_then_retry_resends_little_and_the_copy_is_exact(
 def test_a_job_whose_process_died_is_resumed_by_the_next_runner(studio: StudioCase) -> None:
     """No Job is left running: the next serve (here: a runner) picks it up and ends it."""
     published = studio.publish(files={"main": 3 * 1024**2}, sequences={"plate": (20, 2048)})
-    studio.throttle("2MB/s", streams=1)
+    # Landed files reach the journal within a second (batched); at 1 MB/s the main file
+    # is still on its way for two more, so the kill lands mid-job.
+    studio.throttle("1MB/s", streams=1)
     process = cli(
         studio,
         "send",
