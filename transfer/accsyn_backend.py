@@ -67,6 +67,34 @@ def open_accsyn_session() -> Any:
         ) from None
 
 
+def check_party(party: str, share: str | None = None, session: Any = None) -> None:
+    """Ask accsyn whether *party* (and its *share*) exist; raise :class:`AccsynUnavailable`.
+
+    ``locations --check`` runs this for a location whose data moves through accsyn: a
+    host without the share mounted has no storage of its own to look at, only accsyn.
+    """
+    session = session or open_accsyn_session()
+    site = party.startswith("site=")
+    wanted = [("site", party.partition("=")[2]) if site else ("user", party)]
+    if share:
+        wanted.append(("volume", share))
+    for kind, code in wanted:
+        try:
+            found = session.find_one(f'{kind.capitalize()} WHERE code="{code}"')
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AccsynUnavailable(
+                f"accsyn did not answer the {kind} lookup: {reason}; check ACCSYN_WORKSPACE "
+                "and that accsyn is reachable from this host"
+            ) from None
+        if not found:
+            raise AccsynUnavailable(
+                f'accsyn has no {kind} "{code}" in this workspace; fix the location\'s '
+                f"{'accsyn party' if kind != 'volume' else 'share'} in the sites config, or "
+                f"add the {kind} in accsyn"
+            )
+
+
 class AccsynDriver:
     """Runs a job's accsyn legs inside the runner's scheduler loop."""
 

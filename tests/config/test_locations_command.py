@@ -17,6 +17,8 @@ from ftrack_transfer.transfer.config import CONFIG_ENV, PLATFORM_KEYS, SCOPE_ENV
 from ftrack_transfer.transfer.configure_location import register
 from ftrack_transfer.transfer.ftrack_session import PLUGIN_DIR
 
+from tests.fixtures.accsyn import VENDOR
+
 from .helpers import StudioConfig, free_port, studio_config
 
 #: This system's key in per-OS root tables.
@@ -215,3 +217,60 @@ def test_plugin_path_from_the_installed_command() -> None:
         env={**os.environ}, timeout=60,
     )  # fmt: skip
     assert (result.returncode, result.stdout, result.stderr) == (0, f"{PLUGIN_DIR}\n", "")
+
+
+def test_check_asks_accsyn_for_parties_this_host_cannot_see_on_disk(
+    tmp_path: Path, accsyn_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    (tmp_path / "la-disk").mkdir()
+    config = tmp_path / "sites.toml"
+    config.write_text(
+        f"""
+[locations.vendor]
+accessor = "accsyn"
+party = "{VENDOR}"
+
+[locations.la]
+accessor = "disk"
+root = "{tmp_path / "la-disk"}"
+accsyn = "site=la"
+backend = "accsyn"
+
+[locations.lon]
+accessor = "accsyn"
+party = "site=lon"
+
+[locations.vendor-renders]
+accessor = "accsyn"
+party = "{VENDOR}"
+share = "renders"
+"""
+    )
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    assert main(["locations", "--check"]) == 1
+    rows = _rows(capsys.readouterr().out)
+    assert {name: row[7:] for name, row in rows.items()} == {
+        "vendor": ["reachable", ""],
+        "la": ["reachable", ""],
+        "lon": [
+            "not reachable",
+            'accsyn has no site "lon" in this workspace; fix the location\'s accsyn party in '
+            "the sites config, or add the site in accsyn",
+        ],
+        "vendor-renders": [
+            "not reachable",
+            'accsyn has no volume "renders" in this workspace; fix the location\'s share in '
+            "the sites config, or add the volume in accsyn",
+        ],
+    }
+
+    # Without accsyn credentials, only what this host can check by itself is reachable.
+    for name in accsyn_env:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["locations", "--check"]) == 1
+    rows = _rows(capsys.readouterr().out)
+    assert rows["vendor"][7] == rows["la"][7] == "not reachable"
+    assert rows["vendor"][8].startswith("cannot log in to accsyn: ")
+    assert rows["vendor"][8].endswith("check ACCSYN_WORKSPACE, ACCSYN_API_USER and ACCSYN_API_KEY")

@@ -10,7 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..config import load_config
+from ..accsyn_backend import check_party
+from ..config import LocationConfig, load_config
 from ..configure_location import build_accessor
 from ..errors import ConfigError
 
@@ -29,18 +30,29 @@ def plugin_path() -> Path:
     return Path(__file__).resolve().parent.parent / "plugins"
 
 
-def _check(location) -> tuple[str, str]:
+def _check(location: LocationConfig) -> tuple[str, str]:
     try:
         accessor = build_accessor(location)
     except ConfigError as error:
         return "not configured", str(error)
     try:
         accessor.check()
+        party = _accsyn_party_to_check(location, accessor)
+        if party:
+            check_party(party, getattr(accessor, "share", None))
     except Exception as error:
         return "not reachable", str(error).splitlines()[0] if str(error) else type(error).__name__
     finally:
         accessor.close()
     return "reachable", ""
+
+
+def _accsyn_party_to_check(location: LocationConfig, accessor: object) -> str | None:
+    """The party accsyn itself must know for this location to be usable from here: where
+    its sends go through accsyn, or it is an accsyn share this host does not mount."""
+    party = location.accsyn_party or getattr(accessor, "party", None)
+    unmounted = location.accessor == "accsyn" and getattr(accessor, "local_disk", None) is None
+    return party if party and (location.backend == "accsyn" or unmounted) else None
 
 
 def run(args: argparse.Namespace) -> int:
