@@ -82,7 +82,9 @@ def check_party(party: str, share: str | None = None, session: Any = None) -> No
         try:
             found = session.find_one(f'{kind.capitalize()} WHERE code="{code}"')
         except Exception as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
             raise AccsynUnavailable(
                 f"accsyn did not answer the {kind} lookup: {reason}; check ACCSYN_WORKSPACE "
                 "and that accsyn is reachable from this host"

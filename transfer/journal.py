@@ -6,8 +6,8 @@ chunks already written with their SHA-256, so any process can resume a job after
 crash without re-sending a finished chunk.
 
 Ownership: a process running a job holds a *lease* on it (owner id + heartbeat). A lease
-whose process is gone (same host: the pid is dead; other hosts: no heartbeat for
-:data:`LEASE_TIMEOUT` seconds) can be taken over, which is how a restarted ``serve``
+whose process is gone (same host: the pid is dead or now belongs to a process started
+later; other hosts: no heartbeat for :data:`LEASE_TIMEOUT` seconds) can be taken over, which is how a restarted ``serve``
 resumes work. One ``serve`` per journal is enforced with an OS file lock that the
 kernel releases when the process dies, whatever the way.
 """
@@ -194,23 +194,45 @@ class Progress:
 
 
 def owner_id() -> str:
-    """This process as a lease owner: ``host:pid:random`` (the random part survives pid reuse)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """This process as a lease owner: ``host:pid:random[:start]``.
+
+    ``start`` is when the process started (Linux), so a dead owner's pid that a new
+    process has taken since is not mistaken for the owner; elsewhere the heartbeat's age
+    decides.
+    """
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    start = process_start(os.getpid())
+    return f"{owner}:{start}" if start else owner
+
+
+def process_start(pid: int) -> str | None:
+    """When process *pid* started, in clock ticks since boot (``/proc``), else ``None``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count after the last ")".
+    fields = stat.rpartition(b")")[2].split()
+    return fields[19].decode() if len(fields) > 19 else None
 
 
 def owner_alive(owner: str | None, heartbeat: float | None, now: float | None = None) -> bool:
     """Whether the process holding a lease is still running."""
     if not owner:
         return False
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
+    host, pid, _, start = [*owner.split(":"), "", "", ""][:4]
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
+            pass
+        if start:
+            running_since = process_start(int(pid))
+            if running_since is not None:
+                return running_since == start  # else the pid was reused by another process
         return heartbeat is None or (now or time.time()) - heartbeat < LEASE_TIMEOUT * 10
     return heartbeat is not None and (now or time.time()) - heartbeat < LEASE_TIMEOUT
 
