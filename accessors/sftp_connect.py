@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
 import os
+import re
 import shlex
 import socket
 import threading
@@ -383,15 +385,31 @@ class KnownKeys(typing.NamedTuple):
 
 
 def _names_match(hostnames: list[str], name: str) -> bool:
-    """Whether a known_hosts line's host names (plain or hashed) include *name*."""
+    """Whether a known_hosts line applies to *name*, matched as OpenSSH matches it: names
+    with ``*`` and ``?`` wildcards (letter case ignored), hashed names, and ``!``
+    negations, which take the host out of the whole line."""
+    name = name.lower()
+    matched = False
     for entry in hostnames:
-        if entry == name:
-            return True
-        if entry.startswith("|1|"):
-            salt = entry.split("|")[2]
-            if hmac.compare_digest(paramiko.HostKeys.hash_host(name, salt), entry):
-                return True
-    return False
+        negated = entry.startswith("!")
+        pattern = entry[1:] if negated else entry
+        if pattern.startswith("|1|"):
+            salt = pattern.split("|")[2]
+            hit = hmac.compare_digest(paramiko.HostKeys.hash_host(name, salt), pattern)
+        else:
+            hit = _wildcard(pattern).fullmatch(name) is not None
+        if hit and negated:
+            return False
+        matched = matched or hit
+    return matched
+
+
+@functools.lru_cache(maxsize=256)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """A known_hosts name pattern as a regular expression (only ``*`` and ``?`` are special;
+    brackets, as in ``[host]:port``, are literal)."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _try_key(transport: paramiko.Transport, username: str, key: paramiko.PKey) -> bool:

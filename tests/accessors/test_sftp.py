@@ -161,6 +161,34 @@ def test_known_hosts_read_as_openssh_reads_it(
         accessor.close()
 
 
+@pytest.mark.parametrize("ssh_client", ["auto", "paramiko"])
+def test_known_hosts_wildcards_and_negations_apply_as_in_openssh(
+    sshd: SftpServer, tmp_path: Path, ssh_client: str
+) -> None:
+    _, kind, key = Path(sshd.known_hosts_path).read_text().split()[:3]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"other.example,[127.0.0.?]:{sshd.port} {kind} {key}\n")
+    accessor = sftp_accessor(
+        sshd, sshd.remote_root, known_hosts=str(known_hosts), ssh_client=ssh_client
+    )
+    try:
+        assert accessor.list("") is not None
+    finally:
+        accessor.close()
+
+    # A negated name takes this host out of the line, even though the line names it too.
+    known_hosts.write_text(f"[127.0.0.1]:{sshd.port},![127.0.0.1]:{sshd.port} {kind} {key}\n")
+    accessor = sftp_accessor(
+        sshd, sshd.remote_root, known_hosts=str(known_hosts), ssh_client=ssh_client
+    )
+    with pytest.raises(AccessorConfigurationError) as caught:
+        accessor.list("")
+    message = str(caught.value)
+    assert message.startswith(f"Unknown SSH host key for [127.0.0.1]:{sshd.port} ")
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {known_hosts}" in message
+    assert accessor._pool.open_connections == 0
+
+
 def test_missing_known_hosts_file_is_an_unknown_key(sshd: SftpServer, tmp_path: Path) -> None:
     accessor = sftp_accessor(sshd, sshd.remote_root, known_hosts=str(tmp_path / "absent"))
     with pytest.raises(AccessorConfigurationError, match="ssh-keyscan"):
