@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ftrack_transfer.sandbox.s3 import aws_env, s3_client
+
 from . import radosgw
 
 log = logging.getLogger(__name__)
@@ -42,27 +44,12 @@ class S3Endpoint:
         return f"moto {self.version} (FALLBACK: downloads against moto are not meaningful)"
 
     def env(self) -> dict[str, str]:
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": self.region,
-        }
+        return aws_env(self.access_key, self.secret_key, self.region)
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            import botocore.config
-
-            self._client = boto3.session.Session(
-                aws_access_key_id=self.access_key,
-                aws_secret_access_key=self.secret_key,
-                region_name=self.region,
-            ).client(
-                "s3",
-                endpoint_url=self.url,
-                config=botocore.config.Config(
-                    s3={"addressing_style": "path"}, max_pool_connections=16
-                ),
+            self._client = s3_client(
+                self.url, self.access_key, self.secret_key, self.region, max_pool_connections=16
             )
         return self._client
 

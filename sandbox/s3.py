@@ -124,11 +124,7 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """Environment variables that point a default boto3 credential chain here."""
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": self.region,
-        }
+        return aws_env(self.access_key, self.secret_key, self.region)
 
     def client(self) -> Any:
         """A boto3 S3 client for this server (for setting up and inspecting tests)."""
@@ -137,24 +133,40 @@ class S3Server:
         return self._client
 
     def _new_client(self) -> Any:
-        import boto3
-        import botocore.config
-
-        return boto3.session.Session(
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-        ).client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            config=botocore.config.Config(s3={"addressing_style": "path"}),
-        )
+        return s3_client(self.endpoint_url, self.access_key, self.secret_key, self.region)
 
     def create_bucket(self, name: str) -> str:
         if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", name):
             raise ValueError(f"bad bucket name {name!r}: 3-63 lower-case letters, digits, '.', '-'")
         self.client().create_bucket(Bucket=name)
         return name
+
+
+def aws_env(access_key: str, secret_key: str, region: str) -> dict[str, str]:
+    """Environment variables that point a default boto3 credential chain at a server."""
+    return {
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+def s3_client(
+    url: str, access_key: str, secret_key: str, region: str, max_pool_connections: int = 10
+) -> Any:
+    """A boto3 S3 client for a server on loopback (path-style addressing)."""
+    import boto3
+    import botocore.config
+
+    return boto3.session.Session(
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+    ).client(
+        "s3",
+        endpoint_url=url,
+        config=botocore.config.Config(
+            s3={"addressing_style": "path"}, max_pool_connections=max_pool_connections
+        ),
+    )
 
 
 def _terminate(process: subprocess.Popen[str]) -> None:
