@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,15 @@ def queue(
 
 def run(studio: StudioCase, journal: Journal, job_id: str) -> str:
     return JobRunner(journal, studio.config, session_factory(), job_id).run()
+
+
+def job_finished(batch: list) -> bool:
+    """Whether an ftrack request batch ends a Job (to fail exactly that request)."""
+    return any(
+        isinstance(op, dict) and op.get("entity_type") == "Job"
+        and (op.get("entity_data") or {}).get("status") == "done"
+        for op in batch
+    )  # fmt: skip
 
 
 def ftrack_job(studio: StudioCase, journal: Journal, job_id: str) -> tuple[str, str]:
@@ -213,15 +224,8 @@ def test_a_final_status_ftrack_missed_is_reported_by_serve_once_ftrack_is_back(
     published = studio.publish(files={"main": 1000})
     journal, job_id = queue(studio, "hq", ["la"], published.version_id)
 
-    def job_done(batch: list) -> bool:
-        return any(
-            isinstance(op, dict) and op.get("entity_type") == "Job"
-            and (op.get("entity_data") or {}).get("status") == "done"
-            for op in batch
-        )  # fmt: skip
-
     faults = studio.server.faults
-    faults.fail_next_requests(100, 503, when=job_done)
+    faults.fail_next_requests(100, 503, when=job_finished)
     assert run(studio, journal, job_id) == "done"
     faults.clear()
     assert ftrack_job(studio, journal, job_id)[0] == "running"
@@ -239,5 +243,27 @@ def test_a_final_status_ftrack_missed_is_reported_by_serve_once_ftrack_is_back(
         )
     finally:
         service.stop()
+    status, description = ftrack_job(studio, journal, job_id)
+    assert status == "done" and description.startswith("test send: sent 1 components")
+
+
+def test_a_final_status_ftrack_missed_is_reported_by_the_next_send_where_no_serve_runs(
+    studio: StudioCase,
+) -> None:
+    published = studio.publish(files={"main": 1000})
+    journal, job_id = queue(studio, "hq", ["la"], published.version_id)
+    studio.server.faults.fail_next_requests(100, 503, when=job_finished)
+    assert run(studio, journal, job_id) == "done"
+    studio.server.faults.clear()
+    assert ftrack_job(studio, journal, job_id)[0] == "running"
+
+    later = studio.publish(files={"main": 2000})
+    sent = subprocess.run(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", "send", "--from",
+         studio.names["hq"], "--to", studio.names["la"], later.version_id, "--wait"],
+        env={**os.environ, **studio.env}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert journal.unreported_jobs() == []
     status, description = ftrack_job(studio, journal, job_id)
     assert status == "done" and description.startswith("test send: sent 1 components")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -10,12 +11,14 @@ from typing import Any
 from rich.console import Console
 
 from ..config import SitesConfig
-from ..engine import JobRunner
+from ..engine import JobRunner, report_unreported
 from ..ftrack_session import session_factory
 from ..journal import FINISHED, Journal
 from ..permissions import check_send, user_groups
 from ..progress import LogSubscriber, RateMeter, Snapshot
 from ..progress_bar import ProgressBar
+
+logger = logging.getLogger(__name__)
 
 
 def current_user(session: Any) -> tuple[str, str | None]:
@@ -41,8 +44,30 @@ def exit_code(status: str) -> int:
     return 0 if status == "done" else 1
 
 
+def report_missed_endings(journal: Journal) -> None:
+    """Give ftrack the final status of earlier jobs that ended while it was unreachable.
+
+    serve does this as it runs; on a machine that never runs serve, the next job run
+    here does it, so no ftrack Job stays ``running`` for good.
+    """
+    if not journal.unreported_jobs():
+        return
+    try:
+        session = session_factory()()
+    except Exception as error:
+        logger.info("ftrack still unreachable; earlier jobs' final status not reported: %s", error)
+        return
+    try:
+        report_unreported(journal, session)
+    except Exception as error:
+        logger.info("could not report earlier jobs' final status to ftrack: %s", error)
+    finally:
+        session.close()
+
+
 def run_here(journal: Journal, config: SitesConfig, job_id: str, console: Console) -> str:
     """Run a job in this process with a progress bar; Ctrl-C pauses it resumably."""
+    report_missed_endings(journal)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
