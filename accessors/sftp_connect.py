@@ -253,8 +253,9 @@ class Connector:
         """Keys recorded for this host, read afresh so a newly trusted key takes effect.
 
         Read as OpenSSH reads the file: lines it would skip (comments, malformed or
-        unsupported keys, ``@cert-authority``) are skipped, and ``@revoked`` keys are
-        kept apart so they are refused even if another line lists them.
+        unsupported keys) are skipped, ``@revoked`` keys are kept apart so they are
+        refused even if another line lists them, and a ``@cert-authority`` line is only
+        noted (this client cannot check host certificates; ssh can).
         """
         path = self.endpoint.known_hosts
         try:
@@ -270,6 +271,7 @@ class Connector:
         name = self.endpoint.host_key_name
         known: dict[str, paramiko.PKey] = {}
         revoked: list[paramiko.PKey] = []
+        authority = False
         for line in lines:
             marker, _, rest = (
                 line.strip().partition(" ") if line.startswith("@") else ("", "", line)
@@ -282,9 +284,11 @@ class Connector:
                 continue
             if marker == "@revoked":
                 revoked.append(entry.key)
+            elif marker == "@cert-authority":
+                authority = True
             elif not marker:
                 known.setdefault(entry.key.get_name(), entry.key)
-        return KnownKeys(known, revoked)
+        return KnownKeys(known, revoked, authority)
 
     def _check_host_key(self, key: paramiko.PKey, keys: KnownKeys) -> None:
         ep = self.endpoint
@@ -299,6 +303,13 @@ class Connector:
         if known.get(key.get_name()) == key:
             return
         scan = f"ssh-keyscan -p {ep.port} {shlex.quote(ep.host)} >> {shlex.quote(path)}"
+        if not known and keys.authority:
+            raise AccessorConfigurationError(
+                f"SSH host key for {name} ({presented}) is not in {path}, which trusts a "
+                "certificate authority for this host instead, and paramiko cannot check host "
+                'certificates; set the location\'s key_file with ssh_client = "auto" so '
+                f"OpenSSH's ssh checks it, or trust the host's own key with: {scan}"
+            )
         if not known:
             raise AccessorConfigurationError(
                 f"Unknown SSH host key for {name} ({presented}), not in {path}; if that "
@@ -378,10 +389,13 @@ class Connector:
 
 
 class KnownKeys(typing.NamedTuple):
-    """A host's keys in a known_hosts file: trusted ones by type, and revoked ones."""
+    """A host's keys in a known_hosts file: trusted ones by type, revoked ones, and
+    whether a ``@cert-authority`` line covers the host (OpenSSH checks host certificates
+    against it; paramiko cannot)."""
 
     known: dict[str, paramiko.PKey]
     revoked: list[paramiko.PKey]
+    authority: bool = False
 
 
 def _names_match(hostnames: list[str], name: str) -> bool:

@@ -104,6 +104,8 @@ class SftpServer:
         self.known_hosts_path = self.state_dir / "known_hosts"
         self.host_key_path = self.state_dir / "ssh_host_ed25519_key"
         self.host_key_fingerprint = ""
+        #: The host key's certificate, once :meth:`certify_host_key` made one.
+        self.host_certificate_path: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._embedded: _EmbeddedServer | None = None
 
@@ -189,6 +191,20 @@ class SftpServer:
         self.start()
         return self.host_key_fingerprint
 
+    def certify_host_key(self, authority_key: Path) -> None:
+        """Sign the host key with the certificate authority *authority_key* (valid for a
+        day, for this host's address) and restart, so the server presents the certificate.
+        """
+        if self.kind != "openssh":
+            raise RuntimeError("host certificates need OpenSSH sshd")
+        subprocess.run(
+            ["ssh-keygen", "-q", "-s", str(authority_key), "-I", "ftrack-transfer-sandbox-host",
+             "-h", "-n", self.host, "-V", "-5m:+1d", f"{self.host_key_path}.pub"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.host_certificate_path = Path(f"{self.host_key_path}-cert.pub")
+        self.restart()
+
     # -- internals ---------------------------------------------------------------------
 
     def _new_host_key(self) -> None:
@@ -232,6 +248,8 @@ class SftpServer:
         ]
         if os.geteuid() == 0:
             lines.append("PermitRootLogin prohibit-password")
+        if self.host_certificate_path is not None:
+            lines.append(f"HostCertificate {self.host_certificate_path}")
         return "\n".join(lines + extra) + "\n"
 
     def _start_openssh(self) -> None:

@@ -29,7 +29,7 @@ from ftrack_transfer.accessors.errors import (
 from ftrack_transfer.accessors.sftp import SftpAccessor
 from ftrack_transfer.accessors.sftp_openssh import SshProcess
 from ftrack_transfer.accessors.writes import temporary_name
-from ftrack_transfer.sandbox.sftp import SftpServer
+from ftrack_transfer.sandbox.sftp import SftpServer, generate_key
 
 from tests.fixtures.storage import StorageCase, sftp_accessor
 
@@ -187,6 +187,53 @@ def test_known_hosts_wildcards_and_negations_apply_as_in_openssh(
     assert message.startswith(f"Unknown SSH host key for [127.0.0.1]:{sshd.port} ")
     assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {known_hosts}" in message
     assert accessor._pool.open_connections == 0
+
+
+def test_a_host_certificate_is_checked_by_ssh_and_explained_on_the_paramiko_path(
+    tmp_path: Path,
+) -> None:
+    authority = tmp_path / "studio_host_ca"
+    authority_public = generate_key(authority, "studio host CA")
+    server = SftpServer(tmp_path / "files", tmp_path / "sshd", prefer="openssh").start()
+    try:
+        server.certify_host_key(authority)
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(f"@cert-authority [127.0.0.1]:{server.port} {authority_public}\n")
+
+        # ssh checks the certificate against the authority: no host key is listed.
+        accessor = sftp_accessor(server, server.remote_root, known_hosts=str(known_hosts))
+        try:
+            write_file(accessor, "cert.bin", b"signed host")
+            assert (tmp_path / "files" / "cert.bin").read_bytes() == b"signed host"
+            with accessor._pool.connection() as conn:
+                assert isinstance(conn.transport, SshProcess)
+        finally:
+            accessor.close()
+
+        # paramiko cannot check certificates: refused, with both ways out.
+        accessor = sftp_accessor(
+            server, server.remote_root, known_hosts=str(known_hosts), ssh_client="paramiko"
+        )
+        with pytest.raises(AccessorConfigurationError) as caught:
+            accessor.list("")
+        assert str(caught.value) == (
+            f"SSH host key for [127.0.0.1]:{server.port} (ssh-ed25519 "
+            f"{server.host_key_fingerprint}) is not in {known_hosts}, which trusts a "
+            "certificate authority for this host instead, and paramiko cannot check host "
+            'certificates; set the location\'s key_file with ssh_client = "auto" so '
+            "OpenSSH's ssh checks it, or trust the host's own key with: ssh-keyscan -p "
+            f"{server.port} 127.0.0.1 >> {known_hosts}"
+        )
+
+        # A certificate from another authority is refused by ssh, and never accepted.
+        other_public = generate_key(tmp_path / "other_ca", "another CA")
+        known_hosts.write_text(f"@cert-authority [127.0.0.1]:{server.port} {other_public}\n")
+        accessor = sftp_accessor(server, server.remote_root, known_hosts=str(known_hosts))
+        with pytest.raises(AccessorConfigurationError, match="certificate authority"):
+            accessor.list("")
+        assert accessor._pool.open_connections == 0
+    finally:
+        server.stop()
 
 
 def test_missing_known_hosts_file_is_an_unknown_key(sshd: SftpServer, tmp_path: Path) -> None:
