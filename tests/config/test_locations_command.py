@@ -47,6 +47,12 @@ def _rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
+def _checked(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, list[str]]]:
+    """``locations --check``: its exit code, and each location's check and reason."""
+    code = main(["locations", "--check"])
+    return code, {name: row[7:] for name, row in _rows(capsys.readouterr().out).items()}
+
+
 def _header(output: str) -> list[str]:
     line = next(line for line in output.splitlines() if line.startswith("┃"))
     return [cell.strip() for cell in line.strip("┃").split("┃")]
@@ -125,13 +131,11 @@ addressing_style = "path"
 """
     config.write_text(reachable)
     monkeypatch.setenv(CONFIG_ENV, str(config))
-    assert main(["locations", "--check"]) == 0
-    rows = _rows(capsys.readouterr().out)
-    assert {name: row[7:] for name, row in rows.items()} == {
+    assert _checked(capsys) == (0, {
         "hq": ["reachable", ""],
         "la": ["reachable", ""],
         "cloud": ["reachable", ""],
-    }
+    })  # fmt: skip
 
     config.write_text(
         reachable
@@ -248,9 +252,7 @@ share = "renders"
 """
     )
     monkeypatch.setenv(CONFIG_ENV, str(config))
-    assert main(["locations", "--check"]) == 1
-    rows = _rows(capsys.readouterr().out)
-    assert {name: row[7:] for name, row in rows.items()} == {
+    assert _checked(capsys) == (1, {
         "vendor": ["reachable", ""],
         "la": ["reachable", ""],
         "lon": [
@@ -263,14 +265,13 @@ share = "renders"
             'accsyn has no volume "renders" in this workspace; fix the location\'s share in '
             "the sites config, or add the volume in accsyn",
         ],
-    }
+    })  # fmt: skip
 
-    # Without accsyn credentials, only what this host can check by itself is reachable.
+    # Without accsyn credentials, these locations cannot be used: the reason says how to log in.
     for name in accsyn_env:
         monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert main(["locations", "--check"]) == 1
-    rows = _rows(capsys.readouterr().out)
-    assert rows["vendor"][7] == rows["la"][7] == "not reachable"
-    assert rows["vendor"][8].startswith("cannot log in to accsyn: ")
-    assert rows["vendor"][8].endswith("check ACCSYN_WORKSPACE, ACCSYN_API_USER and ACCSYN_API_KEY")
+    code, rows = _checked(capsys)
+    assert code == 1 and rows["vendor"][0] == rows["la"][0] == "not reachable"
+    assert rows["vendor"][1].startswith("cannot log in to accsyn: ")
+    assert rows["vendor"][1].endswith("check ACCSYN_WORKSPACE, ACCSYN_API_USER and ACCSYN_API_KEY")
