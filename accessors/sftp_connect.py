@@ -150,8 +150,9 @@ class Connector:
         ep = self.endpoint
         if ep.ssh_client == "paramiko" or time.monotonic() < self._paramiko_until:
             return self.connect_paramiko()
-        why_not = sftp_openssh.usable(ep)
-        if why_not is not None:
+        ssh = sftp_openssh.find_ssh()
+        why_not = sftp_openssh.usable(ep, ssh)
+        if ssh is None or why_not is not None:
             if ep.ssh_client == "openssh":
                 raise AccessorConfigurationError(
                     f'{ep.where} has ssh_client = "openssh" but {why_not}; set '
@@ -159,7 +160,7 @@ class Connector:
                 )
             return self.connect_paramiko()
         try:
-            return self.connect_openssh()
+            return self.connect_openssh(ssh)
         except Unreachable:
             raise  # paramiko could not get further; trying it would double the wait
         except HostKeyRefused as refused:
@@ -188,9 +189,9 @@ class Connector:
         )
         return conn
 
-    def connect_openssh(self) -> SftpConnection:
-        """An SFTP session over OpenSSH's ``ssh`` (see ``sftp_openssh``)."""
-        process = sftp_openssh.SshProcess(self.endpoint, OPENSSH_CIPHERS)
+    def connect_openssh(self, ssh: str) -> SftpConnection:
+        """An SFTP session over OpenSSH's ``ssh`` at *ssh* (see ``sftp_openssh``)."""
+        process = sftp_openssh.SshProcess(self.endpoint, OPENSSH_CIPHERS, ssh)
         try:
             sftp = paramiko.SFTPClient(process)
             limits = sftp_io.server_limits(sftp)

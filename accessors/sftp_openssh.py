@@ -40,11 +40,11 @@ def find_ssh() -> str | None:
     return shutil.which("ssh")
 
 
-def usable(endpoint: Endpoint) -> str | None:
-    """Why *endpoint* cannot use OpenSSH (``None`` when it can)."""
+def usable(endpoint: Endpoint, ssh: str | None) -> str | None:
+    """Why *endpoint* cannot use OpenSSH's client at *ssh* (``None`` when it can)."""
     if os.name != "posix":
         return "ssh can be run over a socket pair only on POSIX systems"
-    if find_ssh() is None:
+    if ssh is None:
         return "no ssh client is installed"
     if not endpoint.key_file:
         return "the location logs in with the SSH agent only"
@@ -103,10 +103,7 @@ class SshProcess:
     connection pool asks of a transport (``is_active``, ``close``).
     """
 
-    def __init__(self, endpoint: Endpoint, ciphers: tuple[str, ...]) -> None:
-        ssh = find_ssh()
-        if ssh is None:
-            raise FileNotFoundError("no ssh client is installed")
+    def __init__(self, endpoint: Endpoint, ciphers: tuple[str, ...], ssh: str) -> None:
         ours, theirs = socket.socketpair()
         for end in (ours, theirs):
             end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER_BYTES)
