@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .journal import FileRow, Job
 from .retry import Cancelled, retry
 
@@ -67,13 +67,13 @@ def open_accsyn_session() -> Any:
         ) from None
 
 
-def check_party(party: str, share: str | None = None, session: Any = None) -> None:
+def check_party(party: str, share: str | None = None) -> None:
     """Ask accsyn whether *party* (and its *share*) exist; raise :class:`AccsynUnavailable`.
 
     ``locations --check`` runs this for a location whose data moves through accsyn: a
     host without the share mounted has no storage of its own to look at, only accsyn.
     """
-    session = session or open_accsyn_session()
+    session = open_accsyn_session()
     site = party.startswith("site=")
     wanted = [("site", party.partition("=")[2]) if site else ("user", party)]
     if share:
@@ -82,12 +82,9 @@ def check_party(party: str, share: str | None = None, session: Any = None) -> No
         try:
             found = session.find_one(f'{kind.capitalize()} WHERE code="{code}"')
         except Exception as error:
-            reason = (
-                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            )
             raise AccsynUnavailable(
-                f"accsyn did not answer the {kind} lookup: {reason}; check ACCSYN_WORKSPACE "
-                "and that accsyn is reachable from this host"
+                f"accsyn did not answer the {kind} lookup: {first_line(error)}; check "
+                "ACCSYN_WORKSPACE and that accsyn is reachable from this host"
             ) from None
         if not found:
             raise AccsynUnavailable(

@@ -28,3 +28,9 @@ class NotAllowedError(UserError):
 
 class JobError(UserError):
     """A transfer job cannot be found, resumed, retried or cancelled as asked."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of *error*'s message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

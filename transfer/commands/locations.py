@@ -13,7 +13,7 @@ from rich.table import Table
 from ..accsyn_backend import check_party
 from ..config import LocationConfig, load_config
 from ..configure_location import build_accessor
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -41,7 +41,7 @@ def _check(location: LocationConfig) -> tuple[str, str]:
         if party:
             check_party(party, getattr(accessor, "share", None))
     except Exception as error:
-        return "not reachable", str(error).splitlines()[0] if str(error) else type(error).__name__
+        return "not reachable", first_line(error)
     finally:
         accessor.close()
     return "reachable", ""
