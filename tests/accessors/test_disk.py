@@ -5,6 +5,7 @@ in-kernel copies."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import resource
@@ -13,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from ftrack_transfer.accessors.base import chunk_digest
-from ftrack_transfer.accessors.disk import DiskAccessor
+from ftrack_transfer.accessors.disk import READ_BACK, DiskAccessor
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
     OperationFailedError,
     PermissionDeniedError,
     UnsafeResourceIdentifierError,
+    VerificationError,
 )
 
 from tests.fixtures.storage import StorageCase, read_only_directory
@@ -149,3 +151,47 @@ def test_committed_files_are_durable_and_complete(disk_case: StorageCase) -> Non
     assert path.read_bytes() == data
     with contextlib.suppress(AttributeError):
         assert oct(path.stat().st_mode & 0o777) != "0o000"
+
+
+def test_a_chunk_the_disk_stores_wrongly_is_refused_on_arrival(
+    disk_case: StorageCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accessor = disk_case.accessor
+    data = payload(3 * MiB, 11)
+    real_pwrite = os.pwrite
+
+    def flip_a_byte(fd: int, piece: memoryview, offset: int) -> int:
+        # A disk or file system that corrupts data: one byte of the second MiB changes.
+        if offset == MiB:
+            piece = memoryview(bytes([piece[0] ^ 0xFF]) + piece[1:].tobytes())
+        return real_pwrite(fd, piece, offset)
+
+    token = accessor.begin_write("bad/plate.exr", len(data), len(data))
+    monkeypatch.setattr(os, "pwrite", flip_a_byte)
+    with pytest.raises(VerificationError) as caught:
+        accessor.write_chunk("bad/plate.exr", token, 0, data, chunk_digest(data))
+    message = str(caught.value)
+    assert "'bad/plate.exr'" in message and accessor.describe() in message
+    assert "reads back different from what was written" in message
+    assert not (disk_case.local_root / "bad" / "plate.exr").exists()
+
+
+def test_chunks_not_read_back_on_arrival_are_hashed_at_commit(disk_case: StorageCase) -> None:
+    """Chunks journalled by a version that did not read back on arrival (no receipt) are
+    checked against their digests when the write is committed."""
+    accessor = disk_case.accessor
+    data = payload(2 * MiB, 12)
+    token = accessor.begin_write("old/plate.exr", len(data), MiB)
+    written = write_chunks(accessor, "old/plate.exr", token, chunks_of(data, MiB))
+    assert {chunk.receipt for chunk in written} == {READ_BACK}
+    older = sorted((dataclasses.replace(c, receipt=None) for c in written), key=lambda c: c.offset)
+    wrong = [older[0], dataclasses.replace(older[1], sha256=chunk_digest(b"other"))]
+    with pytest.raises(VerificationError, match="differs from the source"):
+        accessor.commit_write("old/plate.exr", token, len(data), wrong, "checksum")
+    assert not (disk_case.local_root / "old" / "plate.exr").exists()
+
+    token = accessor.begin_write("old/plate.exr", len(data), MiB)
+    written = write_chunks(accessor, "old/plate.exr", token, chunks_of(data, MiB))
+    older = [dataclasses.replace(c, receipt=None) for c in written]
+    accessor.commit_write("old/plate.exr", token, len(data), older, "checksum")
+    assert (disk_case.local_root / "old" / "plate.exr").read_bytes() == data
