@@ -40,9 +40,9 @@ from .errors import (  # noqa: F401 - re-exported: the contract names its errors
     VerificationError,
 )
 
-#: Verification levels, weakest first. ``size`` always runs; ``checksum`` compares
-#: content hashes where the destination can produce them without a full read-back
-#: (local disk, S3 part checksums); ``full`` reads the written data back.
+#: Verification levels, weakest first. ``size`` always runs; ``checksum`` checks content
+#: where the destination can without a separate read-back pass (S3 part checksums; a local
+#: disk reads each chunk back as it lands); ``full`` reads the written data back.
 VerifyLevel = Literal["size", "checksum", "full"]
 VERIFY_LEVELS: tuple[VerifyLevel, ...] = ("size", "checksum", "full")
 
