@@ -8,8 +8,8 @@ crash without re-sending a finished chunk.
 Ownership: a process running a job holds a *lease* on it (owner id + heartbeat). A lease
 whose process is gone (same host: the pid is dead or now belongs to a process started
 later; other hosts: no heartbeat for :data:`LEASE_TIMEOUT` seconds) can be taken over,
-which is how a restarted ``serve`` resumes work. One ``serve`` per journal is enforced with an OS file lock that the
-kernel releases when the process dies, whatever the way.
+which is how a restarted ``serve`` resumes work. One ``serve`` per journal is enforced
+with an OS file lock that the kernel releases when the process dies, whatever the way.
 """
 
 from __future__ import annotations
