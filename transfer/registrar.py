@@ -4,7 +4,8 @@ When a component's file has landed and verified, its ComponentLocation at the
 destination is created; sequence members are registered as they land (ftrack shows a
 sequence at 40 %, 80 %, 100 % while it arrives) and the sequence itself once all its
 members are there. Creations are batched into one commit per :attr:`batch_size`
-components or :attr:`interval` seconds, and ``ftrack.location.component-added`` is
+components, or every :attr:`interval` seconds once a tenth of the job (at most
+:attr:`batch_size` components) is waiting, and ``ftrack.location.component-added`` is
 published for each from a connected event hub.
 
 Registration is exactly-once: existing rows are never removed or replaced (the
@@ -78,6 +79,10 @@ class Registrar:
         for key, count in self._remaining.items():
             if count == 0:
                 self._ready.append(key)
+        # Pacing by time alone makes a slow send of many small files commit every few
+        # seconds for as long as it runs. Waiting also for a tenth of the job keeps the
+        # commits to about ten, plus one per batch_size components, however slow the link.
+        self._paced_batch = max(1, min(batch_size, -(-len(self._rows) // 10)))
 
     @property
     def total(self) -> int:
@@ -99,7 +104,10 @@ class Registrar:
             self.flush()
 
     def due(self) -> bool:
-        return bool(self._ready) and time.monotonic() - self._last_flush >= self.interval
+        return (
+            len(self._ready) >= self._paced_batch
+            and time.monotonic() - self._last_flush >= self.interval
+        )
 
     def flush(self) -> None:
         """Create the ready ComponentLocations (one commit per destination batch)."""

@@ -36,3 +36,30 @@ def test_requests_per_send_do_not_grow_with_components_or_frames(studio: StudioC
     many = requests_for(studio, large)  # 80 components, 560 files
     # 640 ComponentLocations fit one registration commit, 80 components one query page.
     assert many <= few, (few, many)
+
+
+def test_registration_commits_do_not_grow_with_the_time_a_send_takes(studio: StudioCase) -> None:
+    # No interval: pacing by time alone would commit after every frame that lands, as it
+    # would on a link slow enough to take seconds per frame.
+    studio.edit_config(
+        lambda text: text.replace('job_update_interval = "200ms"', 'job_update_interval = "0s"')
+    )
+    published = studio.publish(sequences={"plate": (200, 10)})
+    studio.server.reset_stats()
+    journal = studio.journal()
+    job_id = submit(
+        journal, source=studio.names["hq"], destinations=[studio.names["la"]],
+        selection=[EntityRef("AssetVersion", published.version_id)], origin="test", username="pipeline",
+        user_id=None,
+    )  # fmt: skip
+    assert JobRunner(journal, studio.config, session_factory(), job_id).run() == "done"
+
+    commits = [
+        batch
+        for batch in studio.server.request_log
+        if any(op.get("entity_type") == "ComponentLocation" for op in batch)
+    ]
+    # 201 components (200 frames and their sequence): a paced commit waits for a tenth,
+    # so availability still grows in steps while the frames arrive.
+    assert 5 <= len(commits) <= 11, len(commits)
+    assert studio.availability([published.components["plate"]], "la") == [100.0]
