@@ -27,6 +27,7 @@ from ftrack_transfer.accessors.errors import (
     UnsupportedOperationError,
 )
 from ftrack_transfer.accessors.sftp import SftpAccessor
+from ftrack_transfer.accessors.sftp_connect import Connector, HostKeyRefused, SftpConnection
 from ftrack_transfer.accessors.sftp_openssh import SshProcess
 from ftrack_transfer.accessors.writes import temporary_name
 from ftrack_transfer.sandbox.sftp import SftpServer, generate_key
@@ -437,6 +438,34 @@ def test_falls_back_to_paramiko_where_ssh_refuses(
     assert "the ssh client could not open SFTP" in caplog.text
     assert "Permission denied (publickey)" in caplog.text
     assert "using paramiko, which is slower, for the next 5 minutes" in caplog.text
+
+
+def test_a_host_key_ssh_refused_is_never_used_even_where_paramiko_accepts_it(
+    sshd: SftpServer,
+) -> None:
+    """ssh's refusal stands even where paramiko's reading of known_hosts would let the
+    login through (the two read the same file alike, so ssh's verdict is given here)."""
+    opened: list[SftpConnection] = []
+
+    class SshRefusesTheKey(Connector):
+        def connect_openssh(self, ssh: str) -> SftpConnection:
+            raise HostKeyRefused("Host key verification failed.")
+
+        def connect_paramiko(self) -> SftpConnection:
+            opened.append(super().connect_paramiko())
+            return opened[-1]
+
+    accessor = sftp_accessor(sshd, sshd.remote_root)
+    connector = SshRefusesTheKey(accessor.endpoint)
+    with pytest.raises(AccessorConfigurationError) as caught:
+        connector.connect()
+    assert str(caught.value) == (
+        f"ssh refused the host key of sftp {sshd.username}@127.0.0.1:{sshd.port} (Host key "
+        f"verification failed.); check {sshd.known_hosts_path} for @revoked or "
+        "@cert-authority lines about this host"
+    )
+    # paramiko was asked only for its own verdict: its connection is closed, not used.
+    assert len(opened) == 1 and not opened[0].alive()
 
 
 def test_ssh_processes_end_with_the_accessor(sftp_case: StorageCase) -> None:
