@@ -4,9 +4,9 @@ When a component's file has landed and verified, its ComponentLocation at the
 destination is created; sequence members are registered as they land (ftrack shows a
 sequence at 40 %, 80 %, 100 % while it arrives) and the sequence itself once all its
 members are there. Creations are batched into one commit per :attr:`batch_size`
-components, or every :attr:`interval` seconds once a tenth of the job (at most
-:attr:`batch_size` components) is waiting, and ``ftrack.location.component-added`` is
-published for each from a connected event hub.
+components, or every :attr:`interval` seconds once a tenth of what the job has left to
+register (at most :attr:`batch_size` components) is waiting, and
+``ftrack.location.component-added`` is published for each from a connected event hub.
 
 Registration is exactly-once: existing rows are never removed or replaced (the
 destination's availability before the send stays as it was), a component already
@@ -80,9 +80,11 @@ class Registrar:
             if count == 0:
                 self._ready.append(key)
         # Pacing by time alone makes a slow send of many small files commit every few
-        # seconds for as long as it runs. Waiting also for a tenth of the job keeps the
-        # commits to about ten, plus one per batch_size components, however slow the link.
-        self._paced_batch = max(1, min(batch_size, -(-len(self._rows) // 10)))
+        # seconds for as long as it runs. Waiting also for a tenth of what is left to
+        # register keeps the commits to about ten, plus one per batch_size components,
+        # however slow the link.
+        left = sum(1 for row in self._rows.values() if not row.registered)
+        self._paced_batch = max(1, min(batch_size, -(-left // 10)))
 
     @property
     def total(self) -> int:
