@@ -42,6 +42,7 @@ from .errors import (
     from_os_error,
 )
 from .streams import ChunkStreamWriter, stream_mode
+from .writeback import start_writeback
 
 _MiB = 1024 * 1024
 # Close-on-exec where there is one; binary mode where there is a text mode (Windows).
@@ -286,6 +287,8 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                 # than re-read and re-hashed at commit: comparing with the bytes still in
                 # memory costs a quarter of the CPU of a second SHA-256 pass.
                 same = _reads_back(fd, offset, data)
+                if same:
+                    start_writeback(fd, offset, len(data))  # so the commit's fsync is short
             finally:
                 os.close(fd)
         if not same:

@@ -10,9 +10,11 @@ import errno
 import os
 import resource
 import socket
+import sys
 from pathlib import Path
 
 import pytest
+from ftrack_transfer.accessors import disk, writeback
 from ftrack_transfer.accessors.base import chunk_digest
 from ftrack_transfer.accessors.disk import READ_BACK, DiskAccessor
 from ftrack_transfer.accessors.errors import (
@@ -195,3 +197,38 @@ def test_chunks_not_read_back_on_arrival_are_hashed_at_commit(disk_case: Storage
     older = [dataclasses.replace(c, receipt=None) for c in written]
     accessor.commit_write("old/plate.exr", token, len(data), older, "checksum")
     assert (disk_case.local_root / "old" / "plate.exr").read_bytes() == data
+
+
+def test_each_verified_chunk_is_handed_to_the_device_before_the_commit(
+    disk_case: StorageCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the fsync at commit has little left to write; a chunk that reads back wrong is
+    not handed on."""
+    accessor = disk_case.accessor
+    data = payload(3 * MiB, 13)
+    started: list[tuple[int, int, bool]] = []
+
+    def recorded(fd: int, offset: int, length: int) -> bool:
+        started.append((offset, length, writeback.start_writeback(fd, offset, length)))
+        return started[-1][2]
+
+    monkeypatch.setattr(disk, "start_writeback", recorded)
+    token = accessor.begin_write("wb/plate.exr", len(data), MiB)
+    write_chunks(accessor, "wb/plate.exr", token, chunks_of(data, MiB))
+    accepted = sys.platform.startswith("linux")  # elsewhere it is a no-op
+    assert sorted(started) == [(0, MiB, accepted), (MiB, MiB, accepted), (2 * MiB, MiB, accepted)]
+
+
+def test_starting_writeback_is_only_a_hint(tmp_path: Path) -> None:
+    """Where the kernel refuses (here a pipe, which has no device), nothing is raised."""
+    reading, writing = os.pipe()
+    try:
+        assert writeback.start_writeback(reading, 0, MiB) is False
+    finally:
+        os.close(reading)
+        os.close(writing)
+    with open(tmp_path / "f.bin", "wb") as file:
+        file.write(b"x" * 4096)
+        file.flush()
+        assert writeback.start_writeback(file.fileno(), 0, 0) is False  # nothing to write
+        assert writeback.start_writeback(file.fileno(), 0, 4096) is sys.platform.startswith("linux")
