@@ -527,7 +527,7 @@ def _reads_back(fd: int, offset: int, data: bytes | memoryview) -> bool:
     for start in range(0, len(view), _WRITE_PIECE):
         piece = view[start : start + _WRITE_PIECE]
         # bytes == bytes is a memcmp; comparing with a memoryview goes byte by byte.
-        if _pread(fd, len(piece), offset + start) != piece.tobytes():
+        if _pread_exact(fd, offset + start, len(piece)) != piece.tobytes():
             return False
     return True
 
