@@ -46,13 +46,7 @@ def test_registration_commits_do_not_grow_with_the_time_a_send_takes(studio: Stu
     )
     published = studio.publish(sequences={"plate": (200, 10)})
     studio.server.reset_stats()
-    journal = studio.journal()
-    job_id = submit(
-        journal, source=studio.names["hq"], destinations=[studio.names["la"]],
-        selection=[EntityRef("AssetVersion", published.version_id)], origin="test", username="pipeline",
-        user_id=None,
-    )  # fmt: skip
-    assert JobRunner(journal, studio.config, session_factory(), job_id).run() == "done"
+    requests_for(studio, [published.version_id])
 
     commits = [
         batch
