@@ -161,7 +161,8 @@ class _Wire:
     ) -> tuple[int, int | None]:
         """Read the next reply; if it is the data of one of *reads* (request id ->
         ``(at, most)``), put its bytes into ``target[at:]``. Return the request id and
-        how many bytes were put (``None`` for any other reply).
+        how many bytes were put (``None`` for any other reply, or for data that does not
+        fit in *target* yet: that reply is then current, for :meth:`data_into`).
 
         On a direct channel the data goes from the socket straight into *target*.
         """
@@ -172,13 +173,20 @@ class _Wire:
             if kind == CMD_DATA and num in reads and length == count + 9:
                 at, most = reads[num]
                 _check_data_count(count, most)
+                if at + count > len(target):
+                    # No room yet: the caller sizes the target when it sees the reply.
+                    self.next()
+                    return num, None
                 self.kind, self.num = kind, num
                 self._receive_into(target, at, count)
                 return num, count
         num = self.next()
         if self.kind != CMD_DATA or num not in reads:
             return num, None
-        return num, self.data_into(target, *reads[num])
+        at, most = reads[num]
+        if at + min(most, self.end - self.start - 4) > len(target):
+            return num, None
+        return num, self.data_into(target, at, most)
 
     def _receive_into(self, target: bytearray, at: int, count: int) -> None:
         """Move the current reply's *count* data bytes into ``target[at:]``: those
@@ -326,9 +334,16 @@ def pread(
 
     The handle is not closed in the batch: a server may answer a read with fewer bytes
     than asked, and the rest must be asked for on the still-open handle.
+
+    The buffer is sized from an ``fstat`` sent ahead of the reads (its reply comes first
+    from servers that answer in order, so it costs no round trip): a small file read as
+    "up to one chunk" then gets a buffer of its own size, not a zeroed chunk-sized one,
+    which cost more CPU than the transfer itself. Data that arrives before the size, or
+    beyond it (the file grew), gets the buffer grown to *length*.
     """
     wire = _Wire(sftp)
-    buffer = bytearray(length)
+    buffer = bytearray()
+    sized = wire.send(CMD_FSTAT, handle)
     todo = [(start, min(request_size, length - start)) for start in range(0, length, request_size)]
     todo.reverse()  # popped from the end: lowest offsets first
     requested: dict[int, tuple[int, int]] = {}  # request id -> (start, size)
@@ -340,11 +355,21 @@ def pread(
             start, size = todo.pop()
             if start < end:
                 requested[wire.send(CMD_READ, handle, int64(offset + start), size)] = (start, size)
-        if not requested:
+        if not requested and sized is None:
             break
         num, count = wire.next_data(requested, buffer)
+        if num == sized:
+            sized = None
+            if wire.kind == CMD_ATTRS and not buffer:
+                attributes = paramiko.SFTPAttributes._from_msg(wire.message())
+                if attributes.st_size is not None:
+                    buffer = bytearray(min(length, max(0, attributes.st_size - offset)))
+            continue  # without a size (a failed fstat) the data sizes the buffer
         if num not in requested:
             raise SFTPError(f"SFTP reply {num} answers no request of this read")
+        if count is None and wire.kind == CMD_DATA:
+            buffer.extend(bytes(length - len(buffer)))
+            count = wire.data_into(buffer, *requested[num])
         start, size = requested.pop(num)
         if count is not None:
             if 0 < count < size:

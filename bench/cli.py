@@ -39,6 +39,7 @@ COMPARISONS: dict[str, Callable[[Context, str], Comparison]] = {
     "single/s3-s3": transfers.single_file,
     "sequence/disk-sftp": transfers.many_files,
     "sequence/disk-s3": transfers.many_files,
+    "sequence/sftp-disk": transfers.many_files,
     "small/disk-sftp": transfers.many_files,
     "small/disk-s3": transfers.many_files,
     "stock/sftp-file": stock.stock_case,

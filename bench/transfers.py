@@ -249,22 +249,37 @@ def single_file(ctx: Context, case: str) -> Comparison:
 
 
 def many_files(ctx: Context, case: str) -> Comparison:
-    """``sequence/disk-<dst>`` and ``small/disk-<dst>``: a folder of files."""
+    """``sequence/disk-<dst>``, ``small/disk-<dst>``: a folder of files sent from disk;
+    ``sequence/sftp-disk``: the same frames fetched from an SFTP server (a vendor's
+    delivery pulled home)."""
     group, route = case.split("/")
     dataset = ctx.sequence() if group == "sequence" else ctx.small()
-    dest_kind = route.split("-")[1]
+    source_kind, dest_kind = route.split("-")
     count, size = len(dataset.names), dataset.total
     pairs = [(dataset.relative(n), n) for n in dataset.names]
+    ours_source = ctx.lab.disk_spec(ctx.lab.data_root)
+    rclone_source = str(dataset.path)
+    if source_kind == "sftp":
+        remote_dir = ctx.lab.sftp_dir(f"source-{group}")
+        remote_dir.mkdir(parents=True, exist_ok=True)
+        for name in dataset.names:  # hard links into the server's tree cost nothing
+            if not (remote_dir / name).exists():
+                os.link(dataset.path / name, remote_dir / name)
+        ours_source = ctx.lab.sftp_spec(str(remote_dir))
+        pairs = [(n, n) for n in dataset.names]
+        rclone_source = f"sftp:{remote_dir}"
     ours = _side(ctx, "ours", "ours", dest_kind, count, size,
-                 _ours(ctx, case, ctx.lab.disk_spec(ctx.lab.data_root), pairs), OURS_DETAIL)  # fmt: skip
+                 _ours(ctx, case, ours_source, pairs), OURS_DETAIL)  # fmt: skip
 
     def rclone(extra: list[str]) -> Callable[[Destination, int], Sample]:
         def execute(destination: Destination, _: int) -> Sample:
             if dest_kind == "sftp":
                 target = f"sftp:{destination.local}"
+            elif dest_kind == "disk":
+                target = str(destination.local)
             else:
                 target = f"s3:{ctx.lab.s3.bucket}/{destination.prefix}"  # type: ignore[union-attr]
-            argv = ["rclone", "copy", str(dataset.path), target, *extra]
+            argv = ["rclone", "copy", rclone_source, target, *extra]
             return ctx.command_side(f"{case}-rclone", argv)
 
         return execute
@@ -281,8 +296,9 @@ def many_files(ctx: Context, case: str) -> Comparison:
         if group == "sequence"
         else f"{count:,} files x {_size(dataset.size)}"
     )
-    to = "SFTP" if dest_kind == "sftp" else "S3"
-    return Comparison(case, group, f"{what}, disk to {to}", size, count, sides)
+    names = {"disk": "disk", "sftp": "SFTP", "s3": "S3"}
+    route_text = f"{names[source_kind]} to {names[dest_kind]}"
+    return Comparison(case, group, f"{what}, {route_text}", size, count, sides)
 
 
 def _size(n: int) -> str:

@@ -20,6 +20,7 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from ftrack_transfer.accessors import sftp_io
 from ftrack_transfer.accessors.base import WrittenChunk, chunk_digest
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
@@ -525,6 +526,23 @@ def test_connection_settings_over_paramiko(sftp_paramiko_case: StorageCase) -> N
         assert conn.read_limit and conn.write_limit and conn.write_limit > 32 * 1024
         assert accessor._writes(conn)[0] == min(255 * 1024, conn.write_limit)
         assert accessor._reads(conn)[0] == min(255 * 1024, conn.read_limit)
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("case", ["sftp_case", "sftp_paramiko_case"])
+def test_a_read_is_whole_where_the_size_the_server_reports_is_short(
+    case: str, request: pytest.FixtureRequest
+) -> None:
+    # A read sizes its buffer from an fstat sent ahead of the data; /proc files report
+    # size 0 and still have content, as a file that grew after the fstat would.
+    accessor = request.getfixturevalue(case).accessor
+    with accessor._pool.connection() as conn:
+        handle = sftp_io.open_file(conn.sftp, "/proc/version", sftp_io.READ)
+        try:
+            data = sftp_io.pread(conn.sftp, handle, 0, 8 * MiB, *accessor._reads(conn))
+        finally:
+            sftp_io.close_file(conn.sftp, handle)
+    assert bytes(data) == Path("/proc/version").read_bytes()
 
 
 def test_pool_is_bounded_and_reused(sftp_case: StorageCase) -> None:
