@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,17 @@ class Destination:
         return lab.disk_spec(self.local)
 
 
+def _on_sftp_server(ctx: Context, folder: str, source: Path, names: Iterable[str]) -> Path:
+    """A folder of the SFTP server holding *names* of *source*: hard links into the
+    server's tree, which is on this machine, so they cost nothing."""
+    remote_dir = ctx.lab.sftp_dir(folder)
+    remote_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (remote_dir / name).exists():
+            os.link(source / name, remote_dir / name)
+    return remote_dir
+
+
 def _side(
     ctx: Context,
     label: str,
@@ -161,12 +172,7 @@ def single_file(ctx: Context, case: str) -> Comparison:
     ours_pair = [(dataset.relative(name), name)]
 
     if source_kind == "sftp":
-        # The file is on the SFTP server: a hard link into its tree costs nothing.
-        remote_dir = lab.sftp_dir("source")
-        remote_dir.mkdir(parents=True, exist_ok=True)
-        remote = remote_dir / name
-        if not remote.exists():
-            os.link(path, remote)
+        remote_dir = _on_sftp_server(ctx, "source", dataset.path, [name])
         ours_source = lab.sftp_spec(str(remote_dir))
         ours_pair = [(name, name)]
     elif source_kind == "s3":
@@ -260,11 +266,7 @@ def many_files(ctx: Context, case: str) -> Comparison:
     ours_source = ctx.lab.disk_spec(ctx.lab.data_root)
     rclone_source = str(dataset.path)
     if source_kind == "sftp":
-        remote_dir = ctx.lab.sftp_dir(f"source-{group}")
-        remote_dir.mkdir(parents=True, exist_ok=True)
-        for name in dataset.names:  # hard links into the server's tree cost nothing
-            if not (remote_dir / name).exists():
-                os.link(dataset.path / name, remote_dir / name)
+        remote_dir = _on_sftp_server(ctx, f"source-{group}", dataset.path, dataset.names)
         ours_source = ctx.lab.sftp_spec(str(remote_dir))
         pairs = [(n, n) for n in dataset.names]
         rclone_source = f"sftp:{remote_dir}"
