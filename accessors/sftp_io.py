@@ -183,10 +183,7 @@ class _Wire:
         num = self.next()
         if self.kind != CMD_DATA or num not in reads:
             return num, None
-        at, most = reads[num]
-        if at + min(most, self.end - self.start - 4) > len(target):
-            return num, None
-        return num, self.data_into(target, at, most)
+        return num, self.data_into(target, *reads[num])
 
     def _receive_into(self, target: bytearray, at: int, count: int) -> None:
         """Move the current reply's *count* data bytes into ``target[at:]``: those
@@ -206,13 +203,15 @@ class _Wire:
         """The current reply's fields after its id, for paramiko's parsers."""
         return paramiko.Message(bytes(self.buffer[self.start : self.end]))
 
-    def data_into(self, target: bytearray, at: int, most: int) -> int:
+    def data_into(self, target: bytearray, at: int, most: int) -> int | None:
         """Copy the current DATA reply's bytes (*most* at most) into *target* at *at*;
-        return how many."""
+        return how many (``None``, copying nothing, when they do not fit in *target*)."""
         (count,) = struct.unpack_from(">I", self.buffer, self.start)
         _check_data_count(count, most)
         if self.start + 4 + count > self.end:
             raise SFTPError(f"SFTP read reply of {count} bytes in a shorter packet")
+        if at + count > len(target):
+            return None
         with memoryview(self.buffer) as view:
             target[at : at + count] = view[self.start + 4 : self.start + 4 + count]
         return count
