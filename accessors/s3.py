@@ -41,6 +41,7 @@ from .errors import (
 )
 from .retry import RetryPolicy
 from .s3_errors import NOT_FOUND, STREAM_ERRORS, error_code, map_error
+from .s3_signing import sign_writes_with_known_digest
 from .s3_transfers import MIN_PART, S3Transfers, stored_checksum
 from .streams import ChunkStreamWriter, RangeReader, stream_mode
 
@@ -148,10 +149,9 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
                 config = botocore.config.Config(
                     retries={"mode": "standard", "total_max_attempts": self.max_attempts},
                     max_pool_connections=self.max_pool_connections,
-                    # Bodies carry a checksum header (SHA-256, or Content-MD5 for servers
-                    # that ignore it) that the signature covers, so signing the payload
-                    # too would only hash every byte once more (botocore does it on
-                    # plain-http endpoints, and skips it on https when a checksum is set).
+                    # botocore would hash every body again to sign it on plain-http
+                    # endpoints; writes are signed with the SHA-256 they carry instead
+                    # (s3_signing), and nothing else has a body worth signing.
                     s3={
                         "addressing_style": self.addressing_style,
                         "payload_signing_enabled": False,
@@ -162,9 +162,11 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
                     # Presigned URLs must be SigV4: SigV2 links are refused by most regions.
                     signature_version="s3v4",
                 )
-                self._client = session.client(
+                client = session.client(
                     "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
                 )
+                sign_writes_with_known_digest(client)
+                self._client = client
             return self._client
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import mimetypes
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +34,7 @@ from .base import (
     chunk_digest,
 )
 from .errors import ResourceInvalidError, ResourceNotFoundError, VerificationError
-from .s3_errors import error_code
+from .s3_errors import DIGEST, error_code
 
 T = TypeVar("T")
 
@@ -43,6 +44,8 @@ MAX_PARTS = 10_000
 
 
 log = logging.getLogger(__name__)
+#: One question at a time: writes in flight wait for the first one's answer.
+_PROBE_LOCK = threading.Lock()
 
 
 def b64(digest: bytes) -> str:
@@ -65,8 +68,11 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
     copy_threshold = 256 * _MiB
     copy_part_size = 128 * _MiB
     copy_threads = 8
-    #: Set once the server is seen to ignore SHA-256 checksums (radosgw 16): later
-    #: writes carry Content-MD5, which such servers do verify on arrival.
+    #: Whether a server that ignores SHA-256 checksum headers (radosgw 16) refuses a body
+    #: that differs from the SHA-256 it is signed with (``None``: not asked yet).
+    _checks_signed_payload: bool | None = None
+    #: Set once the server is seen to check neither: later writes carry Content-MD5,
+    #: which such servers do verify on arrival.
     _send_md5 = False
     _warned_unverified = False
 
@@ -189,9 +195,10 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         MD5 when it was computed for Content-MD5 already).
 
         AWS S3 verifies the SHA-256 sent with a write and echoes it. Some S3-compatible
-        servers (radosgw 16) ignore it and echo nothing; their ETag of an unencrypted
-        write is the MD5 of the data, so that is compared instead, and later writes also
-        carry Content-MD5, which those servers do verify on arrival.
+        servers (radosgw 16) ignore it and echo nothing, but check the SHA-256 the write
+        is signed with (see ``s3_signing``): that is enough. Where a server checks neither,
+        its ETag of an unencrypted write is the MD5 of the data, so that is compared
+        instead, and later writes also carry Content-MD5, which such servers verify.
         """
         echoed = response.get("ChecksumSHA256")
         if echoed is not None:
@@ -202,6 +209,8 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                     "write",
                     resource_identifier,
                 )
+            return
+        if self._signed_payload_checked(resource_identifier):
             return
         self._send_md5 = True
         etag = str(response.get("ETag", "")).strip('"')
@@ -220,6 +229,54 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 'by size only (use verify = "full" to read them back)',
                 self.describe(),
             )
+
+    def _signed_payload_checked(self, resource_identifier: str) -> bool:
+        """Whether the server refuses a body that differs from the SHA-256 it is signed
+        with: asked once, by sending a part signed with a wrong digest into a multipart
+        upload that is aborted straight after, so nothing ever becomes visible."""
+        with _PROBE_LOCK:
+            if self._checks_signed_payload is None:
+                self._checks_signed_payload = self._probe_signed_payload(resource_identifier)
+                log.info(
+                    "%s %s the SHA-256 writes are signed with; %s",
+                    self.describe(),
+                    "checks" if self._checks_signed_payload else "does not check",
+                    "no MD5 is needed"
+                    if self._checks_signed_payload
+                    else "writes also carry Content-MD5",
+                )
+            return self._checks_signed_payload
+
+    def _probe_signed_payload(self, resource_identifier: str) -> bool:
+        key = self._key(resource_identifier)
+        body = b"ftrack-transfer: does this server check signed payloads?"
+        wrong = b64(hashlib.sha256(body + b"?").digest())
+
+        def work(client: Any) -> bool:
+            upload_id = client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )["UploadId"]
+            try:
+                client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=1,
+                    Body=body,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=wrong,
+                )
+            except be.ClientError as error:
+                return error_code(error) in DIGEST
+            finally:
+                client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            return False
+
+        try:
+            return self._call("write", resource_identifier, work)
+        except Exception as error:  # not knowing means Content-MD5, which is safe
+            log.info("%s: could not ask whether signed payloads are checked: %s", key, error)
+            return False
 
     def _md5(self, data: bytes | memoryview) -> bytes | None:
         """The data's MD5 for Content-MD5, on servers known not to verify SHA-256."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import http.client
 import http.server
+import re
 import secrets
 import socket
 import struct
@@ -32,9 +34,17 @@ ERRORS = {
     "denied": (403, "AccessDenied", "Access Denied"),
 }
 #: ``unchecked``: answer as a server that ignores SHA-256 checksums (none echoed);
-#: ``corrupt``: the same, and one byte of the request body changed on the way.
-FAULTS = (*ERRORS, "reset", "reset_body", "unchecked", "corrupt")
+#: ``corrupt``: the same, answering with the ETag of other bytes than were sent;
+#: ``signed_only``: answer as radosgw 16 does, ignoring checksum headers but refusing a
+#: body whose SHA-256 is not the one it is signed with (``x-amz-content-sha256``);
+#: ``corrupt_signed``: the same, with one byte of the body changed on the way.
+SIGNED_ONLY = ("signed_only", "corrupt_signed")
+FAULTS = (*ERRORS, "reset", "reset_body", "unchecked", "corrupt", *SIGNED_ONLY)
 _CHECKSUM_HEADER = "x-amz-checksum-"
+_PAYLOAD_MISMATCH = (
+    "XAmzContentSHA256Mismatch",
+    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+)
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
 
 
@@ -75,6 +85,8 @@ class Seen:
     path: str
     query: str
     fault: str | None
+    #: Its headers, names in lower case.
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class FaultProxy:
@@ -135,8 +147,9 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _decide(self, method: str, path: str, query: str, has_range: bool) -> str | None:
+    def _decide(self, method: str, path: str, query: str, headers: dict[str, str]) -> str | None:
         parsed = urllib.parse.parse_qs(query, keep_blank_values=True)
+        has_range = "range" in headers
         with self._lock:
             fault = None
             for rule in self.rules:
@@ -144,7 +157,7 @@ class FaultProxy:
                     rule.hits += 1
                     fault = rule.fault
                     break
-            self.seen.append(Seen(method, path, query, fault))
+            self.seen.append(Seen(method, path, query, fault, headers))
             return fault
 
 
@@ -181,7 +194,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         path, _, query = self.path.partition("?")
-        fault = self.owner._decide(self.command, path, query, "Range" in self.headers)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        fault = self.owner._decide(self.command, path, query, headers)
         if fault == "reset":
             # Take part of the body, then drop the connection the hard way (RST).
             length = int(self.headers.get("Content-Length") or 0)
@@ -193,14 +207,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if fault in ERRORS:
             self._send_error_xml(*ERRORS[fault], path)
             return
-        status, reason, headers, payload = self._forward(body)
-        if fault in ("unchecked", "corrupt"):
-            headers = [(k, v) for k, v in headers if not k.lower().startswith(_CHECKSUM_HEADER)]
+        if fault == "corrupt_signed" and body:
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
+        signed = headers.get("x-amz-content-sha256", "")
+        if (
+            fault in SIGNED_ONLY
+            and re.fullmatch(r"[0-9a-f]{64}", signed)
+            and hashlib.sha256(body).hexdigest() != signed
+        ):
+            self._send_error_xml(400, *_PAYLOAD_MISMATCH, path)
+            return
+        status, reason, answer, payload = self._forward(body)
+        if fault in ("unchecked", "corrupt", *SIGNED_ONLY):
+            answer = [(k, v) for k, v in answer if not k.lower().startswith(_CHECKSUM_HEADER)]
         if fault == "corrupt":
-            headers = [(k, _other_etag(v) if k.lower() == "etag" else v) for k, v in headers]
+            answer = [(k, _other_etag(v) if k.lower() == "etag" else v) for k, v in answer]
         if fault == "reset_body" and self.command != "HEAD":
             self.send_response(status, reason)
-            for name, value in headers:
+            for name, value in answer:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload[: len(payload) // 2])
@@ -208,7 +232,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reset()
             return
         self.send_response(status, reason)
-        for name, value in headers:
+        for name, value in answer:
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":

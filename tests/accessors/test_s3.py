@@ -237,6 +237,44 @@ def test_a_server_ignoring_checksums_is_checked_by_md5_etags(
     assert accessor.read_range("honest-small.bin", 0, 1000) == data[:1000]
 
 
+def test_a_server_checking_only_signed_payloads_is_sent_no_md5(
+    proxied_s3_case: StorageCase, fault_proxy: FaultProxy
+) -> None:
+    # radosgw 16: checksum headers ignored, the signed SHA-256 of the body checked.
+    accessor = proxied_s3_case.accessor
+    data = payload(12 * MiB, 24)
+    fault_proxy.add(Rule("signed_only", method="PUT", count=-1))
+    upload(accessor, "signed.bin", data)
+    accessor.put_small("signed-small.bin", data[:1000], chunk_digest(data[:1000]))
+    assert accessor.read_range("signed.bin", 0, len(data)) == data
+    assert accessor.read_range("signed-small.bin", 0, 1000) == data[:1000]
+    writes = [s for s in fault_proxy.seen if s.method == "PUT" and s.fault == "signed_only"]
+    signed = {s.headers["x-amz-content-sha256"] for s in writes}
+    # Every write is signed with the digest it carries, and none needed an MD5.
+    pieces = [d for _, d in chunks_of(data)] + [data[:1000]]
+    assert {chunk_digest(d).hex() for d in pieces} <= signed
+    assert not [s for s in writes if "content-md5" in s.headers]
+
+
+def test_a_body_damaged_on_the_way_to_such_a_server_is_refused(
+    proxied_s3_case: StorageCase, fault_proxy: FaultProxy
+) -> None:
+    accessor = proxied_s3_case.accessor
+    data = payload(6 * MiB, 25)
+    fault_proxy.add(Rule("corrupt_signed", method="PUT", query="partNumber", count=1))
+    fault_proxy.add(Rule("signed_only", method="PUT", count=-1))
+    token = accessor.begin_write("damaged.bin", len(data), CHUNK)
+    with pytest.raises(
+        VerificationError,
+        match=r"'damaged.bin' .*XAmzContentSHA256Mismatch.*the data that arrived does not match",
+    ):
+        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+    # Sent again, the chunk arrives whole and the file commits.
+    written = write_chunks(accessor, "damaged.bin", token, chunks_of(data))
+    accessor.commit_write("damaged.bin", token, len(data), written)
+    assert accessor.read_range("damaged.bin", 0, len(data)) == data
+
+
 def test_a_part_such_a_server_stored_wrongly_fails_verification(
     proxied_s3_case: StorageCase, fault_proxy: FaultProxy
 ) -> None:
