@@ -142,8 +142,8 @@ class Radosgw:
         _stop_all(self._processes)
 
     def wait_until_collected(self, timeout: float = 120.0) -> None:
-        """Until the garbage collector has freed every deleted object (it runs every 5 s
-        and takes CPU from whatever runs meanwhile)."""
+        """Until the garbage collector has freed every deleted object (it runs every
+        second and takes CPU from whatever runs meanwhile)."""
 
         def collected() -> bool:
             pending = self._run("radosgw-admin", "-n", _CLIENT, "gc", "list", "--include-all")
@@ -189,9 +189,10 @@ keyring = {d}/keyring
 [{_CLIENT}]
 rgw frontends = beast endpoint={HOST}:{rgw_port}
 rgw data = {d}/rgw
-# Deleted objects are collected at once: memstore is RAM, and a full one stalls writes.
+# Deleted objects are collected at once: memstore is RAM, and a full one stalls writes;
+# the harness waits for the collection between runs, so the collector never competes.
 rgw gc obj min wait = 0
-rgw gc processor period = 5
+rgw gc processor period = 1
 """
 
     def _run(self, *argv: str, timeout: float = 60.0) -> str:

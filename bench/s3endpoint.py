@@ -39,6 +39,8 @@ class S3Endpoint:
     region: str = REGION
     bucket: str = BUCKET
     _stop: Callable[[], None] | None = None
+    #: Waits until the server has freed what was deleted (radosgw collects it later).
+    _collect: Callable[[], None] | None = None
     _client: Any = None
 
     @property
@@ -64,7 +66,9 @@ class S3Endpoint:
                 yield entry["Key"]
 
     def delete_prefix(self, prefix: str) -> int:
-        """Remove every object under *prefix* (and abandoned multipart uploads there)."""
+        """Remove every object under *prefix* (and abandoned multipart uploads there), and
+        wait until the server has freed them: radosgw's collector would otherwise take
+        CPU from the next run, whichever side it is."""
         client = self.client()
         keys = list(self.keys(prefix))
         for start in range(0, len(keys), 1000):
@@ -77,6 +81,8 @@ class S3Endpoint:
             client.abort_multipart_upload(
                 Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
             )
+        if keys and self._collect is not None:
+            self._collect()
         return len(keys)
 
     def warm_up(self, total: int = WARM_UP_BYTES) -> None:
@@ -129,10 +135,10 @@ def start(kind: str, work: Path) -> S3Endpoint:
                 server.secret_key,
                 radosgw.version(),
                 _stop=server.stop,
+                _collect=server.wait_until_collected,
             )
             endpoint.client().create_bucket(Bucket=BUCKET)
             endpoint.warm_up()
-            server.wait_until_collected()
             return endpoint
         except radosgw.RadosgwUnavailable as error:
             if kind == "radosgw":
