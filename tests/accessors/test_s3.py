@@ -259,6 +259,15 @@ def test_a_server_checking_only_signed_payloads_is_sent_no_md5(
     assert not [s for s in writes if "content-md5" in s.headers]
 
 
+def _first_chunk_fails(accessor: S3Accessor, data: bytes, match: str) -> str:
+    """Begin a write of *data* as damaged.bin whose first chunk must fail verification
+    with *match*; return the write's token."""
+    token = accessor.begin_write("damaged.bin", len(data), CHUNK)
+    with pytest.raises(VerificationError, match=match):
+        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+    return token
+
+
 def test_a_body_damaged_on_the_way_to_such_a_server_is_refused(
     proxied_s3_case: StorageCase, fault_proxy: FaultProxy
 ) -> None:
@@ -266,12 +275,9 @@ def test_a_body_damaged_on_the_way_to_such_a_server_is_refused(
     data = payload(6 * MiB, 25)
     fault_proxy.add(Rule("corrupt_signed", method="PUT", query="partNumber", count=1))
     fault_proxy.add(Rule("signed_only", method="PUT", count=-1))
-    token = accessor.begin_write("damaged.bin", len(data), CHUNK)
-    with pytest.raises(
-        VerificationError,
-        match=r"'damaged.bin' .*XAmzContentSHA256Mismatch.*the data that arrived does not match",
-    ):
-        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+    token = _first_chunk_fails(
+        accessor, data, r"'damaged.bin' .*XAmzContentSHA256Mismatch.*the data that arrived"
+    )
     # Sent again, the chunk arrives whole and the file commits.
     written = write_chunks(accessor, "damaged.bin", token, chunks_of(data))
     accessor.commit_write("damaged.bin", token, len(data), written)
@@ -284,11 +290,9 @@ def test_a_part_such_a_server_stored_wrongly_fails_verification(
     accessor = proxied_s3_case.accessor
     data = payload(6 * MiB, 22)
     fault_proxy.add(Rule("corrupt", method="PUT", query="partNumber", count=1))
-    token = accessor.begin_write("damaged.bin", len(data), CHUNK)
-    with pytest.raises(
-        VerificationError, match=r"part 1 of 'damaged.bin' .* another MD5 than the data sent"
-    ):
-        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+    token = _first_chunk_fails(
+        accessor, data, r"part 1 of 'damaged.bin' .* another MD5 than the data sent"
+    )
     accessor.abort_write("damaged.bin", token)
     assert not accessor.exists("damaged.bin")
 
