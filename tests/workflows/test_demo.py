@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import _ISOLATE
 
 
-def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
-    env = {
+def _bare_environment() -> dict[str, str]:
+    return {
         k: v
         for k, v in os.environ.items()
         if k not in _ISOLATE and not k.startswith(("FTRACK_", "ACCSYN_", "AWS_"))
     }
+
+
+def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
+    env = _bare_environment()
     result = subprocess.run(
         [sys.executable, "-m", "ftrack_transfer.transfer.cli", "demo", "--fast", "--dir", str(tmp_path / "studio")],
         env={**env, "COLUMNS": "160"}, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
@@ -36,3 +42,39 @@ def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
     assert "every copy matches its source" in output
     assert "Everything arrived and verified" in output
     assert "demo failed" not in output
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of the processes whose command line or environment holds *text*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if text.encode() in command + environment:
+            found.append(command.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_a_demo_stopped_with_sigterm_leaves_no_server_running(tmp_path) -> None:
+    studio = tmp_path / "studio"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", "demo", "--fast", "--dir", str(studio)],
+        env={**_bare_environment(), "COLUMNS": "160"}, stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    seen = []
+    for line in demo.stdout:  # until every server of the studio is up and serve has started
+        seen.append(line)
+        if "serve is listening" in line:
+            break
+    assert "serve is listening" in "".join(seen), "".join(seen)[-3000:]
+    assert _processes_mentioning(str(studio)), "the sandbox's sshd runs while the demo does"
+    demo.send_signal(signal.SIGTERM)
+    demo.stdout.read()
+    assert demo.wait(timeout=60) == 128 + signal.SIGTERM
+    assert _processes_mentioning(str(studio)) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -27,4 +29,7 @@ def run(args: argparse.Namespace) -> int:
             f"the demo needs the sandbox extras ({error.name} is missing); "
             "install them with: pip install 'ftrack-transfer[sandbox]'"
         ) from None
+    # SIGTERM's default ends the process on the spot, leaving the sandbox's sshd (in its
+    # own session) running; as an exit, it stops every server the demo started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     return Demo(args.dir, Console(soft_wrap=True), fast=args.fast).run(keep=args.keep)
