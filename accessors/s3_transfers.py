@@ -234,17 +234,18 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         """Whether the server refuses a body that differs from the SHA-256 it is signed
         with: asked once, by sending a part signed with a wrong digest into a multipart
         upload that is aborted straight after, so nothing ever becomes visible."""
+        if self._checks_signed_payload is not None:  # every later write: no lock
+            return self._checks_signed_payload
         with _PROBE_LOCK:
             if self._checks_signed_payload is None:
-                self._checks_signed_payload = self._probe_signed_payload(resource_identifier)
+                checks = self._probe_signed_payload(resource_identifier)
                 log.info(
                     "%s %s the SHA-256 writes are signed with; %s",
                     self.describe(),
-                    "checks" if self._checks_signed_payload else "does not check",
-                    "no MD5 is needed"
-                    if self._checks_signed_payload
-                    else "writes also carry Content-MD5",
+                    "checks" if checks else "does not check",
+                    "no MD5 is needed" if checks else "writes also carry Content-MD5",
                 )
+                self._checks_signed_payload = checks
             return self._checks_signed_payload
 
     def _probe_signed_payload(self, resource_identifier: str) -> bool:
