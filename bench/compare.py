@@ -29,6 +29,9 @@ class Side:
     run: Callable[[int], Sample]
     #: What the side is, for the results page (tool, settings).
     detail: str = ""
+    #: Whether the comparison's target is measured against this reference (a reference
+    #: shown for context only is not a target).
+    targeted: bool = True
 
 
 @dataclasses.dataclass
@@ -74,6 +77,7 @@ def run_comparison(comparison: Comparison, repeat: int) -> dict[str, Any]:
                 "label": side.label,
                 "role": side.role,
                 "detail": side.detail,
+                "targeted": side.targeted,
                 "runs": [_sample_json(s) for s in samples[side.label]],
             }
             for side in comparison.sides

@@ -99,6 +99,11 @@ class Lab:
                 "RCLONE_CONFIG_S3_ACCESS_KEY_ID": self.s3.access_key,
                 "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": self.s3.secret_key,
                 "PYTHONUNBUFFERED": "1",
+                # The harness's plotting pulls in numpy, which websocket-client (under
+                # ftrack_api) imports when present; its OpenBLAS threads then spin for
+                # about 0.1 CPU seconds at start-up of every side that imports ftrack_api,
+                # on cores the transfer needs. The product itself does not depend on numpy.
+                "OPENBLAS_NUM_THREADS": "1",
             }
         )
         if self.ftrack is not None:

@@ -9,6 +9,7 @@ against the same sshd, boto3's managed transfers with the default TransferConfig
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -188,11 +189,11 @@ def single_file(ctx: Context, case: str) -> Comparison:
     ours = _side(ctx, "ours", "ours", dest_kind, 1, size, _ours(ctx, case, ours_source, ours_pair),
                  OURS_DETAIL)  # fmt: skip
     if route == "disk-disk":
-        reference = _side(
+        reference = [_side(
             ctx, "cp", "reference", "disk", 1, size,
             lambda d, _: ctx.command_side(f"{case}-cp", ["cp", str(path), str(d.local / name)]),
             "coreutils cp",
-        )  # fmt: skip
+        )]  # fmt: skip
         title = "1 file, local disk to local disk"
     elif "sftp" in route:
         if source_kind == "disk":
@@ -205,8 +206,28 @@ def single_file(ctx: Context, case: str) -> Comparison:
             batch.write_text(command.format(dest=destination.local))
             return ctx.command_side(f"{case}-openssh", lab.sftp_command(batch))
 
-        reference = _side(ctx, "OpenSSH sftp", "reference", dest_kind, 1, size, openssh,
-                          f"sftp -b (batch) -c {SSH_CIPHER}, default buffer and requests")  # fmt: skip
+        def openssh_then_sync(destination: Destination, round_number: int) -> Sample:
+            batch = ctx.specs / f"{route}.sync.sftp"
+            batch.write_text(command.format(dest=destination.local))
+            # The file is on this machine either way (the server's tree is local).
+            target = destination.local / name
+            argv = ["sh", "-ec", 'target=$1; shift; "$@"; exec sync -- "$target"', "sh",
+                    str(target), *lab.sftp_command(batch)]  # fmt: skip
+            return ctx.command_side(f"{case}-openssh-sync", argv)
+
+        reference = [
+            _side(ctx, "OpenSSH sftp", "reference", dest_kind, 1, size, openssh,
+                  f"sftp -b (batch) -c {SSH_CIPHER}, default buffer and requests"),
+            # Ours returns once the file is on disk (fsync before the rename); sftp
+            # returns with it in the page cache. This reference is timed to the same
+            # point, for context: the target stays against plain sftp.
+            dataclasses.replace(
+                _side(ctx, "OpenSSH sftp, then sync", "reference", dest_kind, 1, size,
+                      openssh_then_sync,
+                      "the same sftp run, then coreutils sync FILE (an fsync of the file)"),
+                targeted=False,
+            ),
+        ]  # fmt: skip
         title = (
             "1 file, disk to SFTP (put)" if source_kind == "disk" else "1 file, SFTP to disk (get)"
         )
@@ -229,8 +250,8 @@ def single_file(ctx: Context, case: str) -> Comparison:
                 spec.update(source_key=f"source/{name}", key=f"{destination.prefix}/{name}")
             return ctx.python_side(f"{case}-boto3", spec)
 
-        reference = _side(ctx, "boto3", "reference", dest_kind, 1, size, boto3,
-                          BOTO3_DETAIL + (" (copy: multipart UploadPartCopy)" if route == "s3-s3" else ""))  # fmt: skip
+        reference = [_side(ctx, "boto3", "reference", dest_kind, 1, size, boto3,
+                           BOTO3_DETAIL + (" (copy: multipart UploadPartCopy)" if route == "s3-s3" else ""))]  # fmt: skip
         title = {
             "disk-s3": "1 file, disk to S3 (upload)",
             "s3-disk": "1 file, S3 to disk (download)",
@@ -242,7 +263,7 @@ def single_file(ctx: Context, case: str) -> Comparison:
         f"{title}, {_size(size)}",
         size,
         1,
-        [ours, reference],
+        [ours, *reference],
         # cp is the machine's ceiling, not a competitor: ours also hashes and verifies.
         target=None if route == "disk-disk" else 1.0,
         note="moto copies the whole object on every GET: download figures are not meaningful"

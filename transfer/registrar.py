@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 #: How many times a batch is looked up again after clashing with a concurrent send.
 CLASH_RETRIES = 5
+#: Components registered per commit at most (a commit is one ftrack request).
+BATCH_SIZE = 1000
+#: Commits paced by time are made once a tenth of what is left is waiting, so a job
+#: makes about this many of them however long it runs (plus one per BATCH_SIZE).
+PACED_COMMITS = 10
 
 
 class Registrar:
@@ -46,7 +51,7 @@ class Registrar:
         job_id: str,
         locations: Mapping[str, Any],
         subscribers: Sequence[Subscriber] = (),
-        batch_size: int = 1000,
+        batch_size: int = BATCH_SIZE,
         interval: float = 3.0,
     ) -> None:
         self.session = session
@@ -84,7 +89,7 @@ class Registrar:
         # register keeps the commits to about ten, plus one per batch_size components,
         # however slow the link.
         left = sum(1 for row in self._rows.values() if not row.registered)
-        self._paced_batch = max(1, min(batch_size, -(-left // 10)))
+        self._paced_batch = max(1, min(batch_size, -(-left // PACED_COMMITS)))
 
     @property
     def total(self) -> int:
