@@ -9,7 +9,6 @@ against the same sshd, boto3's managed transfers with the default TransferConfig
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -118,6 +117,7 @@ def _side(
     size: int,
     execute: Callable[[Destination, int], Sample],
     detail: str = "",
+    targeted: bool = True,
 ) -> Side:
     def run(round_number: int) -> Sample:
         tag = re.sub(r"\W+", "-", label.lower()).strip("-")
@@ -130,7 +130,7 @@ def _side(
             destination.remove()
         return sample
 
-    return Side(label, role, run, detail)
+    return Side(label, role, run, detail, targeted)
 
 
 def _ours(
@@ -201,32 +201,31 @@ def single_file(ctx: Context, case: str) -> Comparison:
         else:
             command = f'get "{lab.sftp_dir("source") / name}" "{{dest}}/{name}"\n'
 
-        def openssh(destination: Destination, round_number: int) -> Sample:
-            batch = ctx.specs / f"{route}.sftp"
-            batch.write_text(command.format(dest=destination.local))
-            return ctx.command_side(f"{case}-openssh", lab.sftp_command(batch))
+        def openssh(then_sync: bool) -> Callable[[Destination, int], Sample]:
+            def execute(destination: Destination, _: int) -> Sample:
+                batch = ctx.specs / f"{route}.sftp"
+                batch.write_text(command.format(dest=destination.local))
+                argv = lab.sftp_command(batch)
+                if not then_sync:
+                    return ctx.command_side(f"{case}-openssh", argv)
+                # The file is on this machine either way (the server's tree is local).
+                target = str(destination.local / name)
+                script = 'target=$1; shift; "$@"; exec sync -- "$target"'
+                return ctx.command_side(f"{case}-openssh-sync",
+                                        ["sh", "-ec", script, "sh", target, *argv])  # fmt: skip
 
-        def openssh_then_sync(destination: Destination, round_number: int) -> Sample:
-            batch = ctx.specs / f"{route}.sync.sftp"
-            batch.write_text(command.format(dest=destination.local))
-            # The file is on this machine either way (the server's tree is local).
-            target = destination.local / name
-            argv = ["sh", "-ec", 'target=$1; shift; "$@"; exec sync -- "$target"', "sh",
-                    str(target), *lab.sftp_command(batch)]  # fmt: skip
-            return ctx.command_side(f"{case}-openssh-sync", argv)
+            return execute
 
         reference = [
-            _side(ctx, "OpenSSH sftp", "reference", dest_kind, 1, size, openssh,
+            _side(ctx, "OpenSSH sftp", "reference", dest_kind, 1, size, openssh(False),
                   f"sftp -b (batch) -c {SSH_CIPHER}, default buffer and requests"),
             # Ours returns once the file is on disk (fsync before the rename); sftp
             # returns with it in the page cache. This reference is timed to the same
             # point, for context: the target stays against plain sftp.
-            dataclasses.replace(
-                _side(ctx, "OpenSSH sftp, then sync", "reference", dest_kind, 1, size,
-                      openssh_then_sync,
-                      "the same sftp run, then coreutils sync FILE (an fsync of the file)"),
-                targeted=False,
-            ),
+            _side(ctx, "OpenSSH sftp, then sync", "reference", dest_kind, 1, size,
+                  openssh(True),
+                  "the same sftp run, then coreutils sync FILE (an fsync of the file)",
+                  targeted=False),
         ]  # fmt: skip
         title = (
             "1 file, disk to SFTP (put)" if source_kind == "disk" else "1 file, SFTP to disk (get)"
