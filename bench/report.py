@@ -37,7 +37,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         ours = next(s for s in result["sides"] if s["role"] == "ours")
         for reference in (s for s in result["sides"] if s["role"] == "reference"):
             middle, low, high = ratio(result, ours["label"], reference["label"])
-            target = result["target"] if reference.get("targeted", True) else None
+            targeted = reference.get("targeted", True)
+            target = result["target"] if targeted else None
             out.append(
                 {
                     "id": result["id"],
@@ -52,7 +53,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "low": low,
                     "high": high,
                     "target": target,
-                    "context": not reference.get("targeted", True),
+                    "context": not targeted,
                     "met": None if target is None else middle >= target,
                     "ours_rss": max(r["rss"] for r in ours["runs"]),
                     "ref_rss": max(r["rss"] for r in reference["runs"]),
@@ -197,16 +198,16 @@ def render(results: dict[str, Any], plots: list[str]) -> str:
 def _targets(results: dict[str, Any], table: list[dict[str, Any]]) -> list[str]:
     lines = []
 
-    def ratios(select: Any) -> str:
-        chosen = [r for r in table if select(r) and r["target"] is not None]
-        if not chosen:
-            return ""
+    def targeted(select: Any) -> list[dict[str, Any]]:
+        """The rows *select* picks that a target is measured on (context rows aside)."""
+        return [r for r in table if select(r) and r["target"] is not None]
+
+    def ratios(chosen: list[dict[str, Any]]) -> str:
         return ", ".join(f"{r['id'].split('/', 1)[1]} vs {r['reference']} {r['ratio']:.2f}x"
                          for r in chosen)  # fmt: skip
 
-    def met(select: Any) -> str:
-        chosen = [r for r in table if select(r) and r["target"] is not None]
-        return "yes" if chosen and all(r["met"] for r in chosen) else ("no" if chosen else "-")
+    def met(chosen: list[dict[str, Any]]) -> str:
+        return "yes" if all(r["met"] for r in chosen) else "no"
 
     checks = [
         ("SFTP at least as fast as OpenSSH sftp",
@@ -218,9 +219,9 @@ def _targets(results: dict[str, Any], table: list[dict[str, Any]]) -> list[str]:
         ("At least 20x the stock ftrack path", lambda r: r["group"] == "stock"),
     ]  # fmt: skip
     for label, select in checks:
-        text = ratios(select)
-        if text:
-            lines.append(f"| {label} | {text} | {met(select)} |")
+        chosen = targeted(select)
+        if chosen:
+            lines.append(f"| {label} | {ratios(chosen)} | {met(chosen)} |")
     rows_ = results.get("ftrack", [])
     if rows_:
         for kind in ("send", "sync"):
