@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import tenacity
 
+from ..accessors.retry import replaying
 from .config import TransferSettings
 
 T = TypeVar("T")
@@ -35,6 +36,13 @@ def retry(
     what: str = "",
 ) -> T:
     """Run *operation*; retry while it fails with an error *transient* accepts."""
+    # Most calls succeed at once and skip building a Retrying (see replaying).
+    try:
+        return operation()
+    except BaseException as error:
+        if not transient(error):
+            raise
+        first_failure = error
 
     def sleep(seconds: float) -> None:
         if interrupt.wait(seconds):
@@ -56,4 +64,4 @@ def retry(
         before_sleep=log_retry,
         reraise=True,
     )
-    return retrying(operation)
+    return retrying(replaying(first_failure, operation))
