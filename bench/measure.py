@@ -135,7 +135,10 @@ class _MemoryWatch:
             for pid in pids:
                 mark = _high_water(pid)
                 if mark:
-                    self._marks[pid] = max(mark, self._marks.get(pid, 0))
+                    # The latest mark, not the largest: between fork and exec a child
+                    # reports its parent's memory as its own (a vfork child even shares
+                    # it), and exec starts a new mark, which then only grows.
+                    self._marks[pid] = mark
             self._stop.wait(self.interval)
 
 
