@@ -48,55 +48,58 @@ class RetryPolicy:
         failure and the number of attempts made.
         """
 
-        # Most calls succeed at once and skip building a Retrying (see replaying).
-        try:
-            return operation()
-        except BaseException as error:
-            if not is_transient(error):
-                raise
-            first_failure = error
-
         def log_retry(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             log.info("retrying %s after attempt %d failed: %s", what, state.attempt_number, error)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
-            wait=tenacity.wait_random_exponential(multiplier=self.initial, max=self.maximum),
-            retry=tenacity.retry_if_exception(is_transient),
-            before_sleep=log_retry,
-            reraise=True,
-        )
+        def retrying() -> tenacity.Retrying:
+            return tenacity.Retrying(
+                stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+                wait=tenacity.wait_random_exponential(multiplier=self.initial, max=self.maximum),
+                retry=tenacity.retry_if_exception(is_transient),
+                before_sleep=log_retry,
+                reraise=True,
+            )
+
         attempts = 0
-        first = replaying(first_failure, operation)
 
         def counted() -> T:
             nonlocal attempts
             attempts += 1
-            return first()
+            return operation()
 
         try:
-            return retrying(counted)
+            return with_retries(counted, is_transient, retrying)
         except Exception as error:
             if is_transient(error):
                 raise give_up(error, attempts) from error
             raise
 
 
-def replaying(failure: BaseException, operation: Callable[[], T]) -> Callable[[], T]:
-    """*operation*, whose first call raises *failure* again.
+def with_retries(
+    operation: Callable[[], T],
+    is_transient: Callable[[BaseException], bool],
+    retrying: Callable[[], tenacity.Retrying],
+) -> T:
+    """Run *operation* under the ``Retrying`` that *retrying* builds, built only when a
+    first attempt fails with an error *is_transient* accepts.
 
-    Retrying a call is rare, and building a tenacity ``Retrying`` for every call costs
-    about 13 microseconds of CPU, which a send of 10,000 small files pays tens of
-    thousands of times (with the GIL contention that follows, 2.3 s of its 9 s). So the first attempt is made without one, and only a transient failure
-    starts the retries, with this as their operation: the attempt already made counts,
-    and the retries wait, log and stop exactly as if tenacity had made it.
+    Building a ``Retrying`` costs about 13 microseconds of CPU, and most calls succeed
+    at once: a send of 10,000 small files made tens of thousands of them, 2.3 s of its
+    9 s of CPU with the GIL contention that followed. The retries then start from the
+    attempt already made (it raises its failure again, once), so they wait, log and
+    stop exactly as if tenacity had made it.
     """
-    pending = [failure]
+    try:
+        return operation()
+    except BaseException as error:
+        if not is_transient(error):
+            raise
+        pending = [error]
 
     def attempt() -> T:
         if pending:
             raise pending.pop()
         return operation()
 
-    return attempt
+    return retrying()(attempt)

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import tenacity
 
-from ..accessors.retry import replaying
+from ..accessors.retry import with_retries
 from .config import TransferSettings
 
 T = TypeVar("T")
@@ -36,13 +36,6 @@ def retry(
     what: str = "",
 ) -> T:
     """Run *operation*; retry while it fails with an error *transient* accepts."""
-    # Most calls succeed at once and skip building a Retrying (see replaying).
-    try:
-        return operation()
-    except BaseException as error:
-        if not transient(error):
-            raise
-        first_failure = error
 
     def sleep(seconds: float) -> None:
         if interrupt.wait(seconds):
@@ -54,14 +47,18 @@ def retry(
             "%s failed (attempt %d): %s; retrying", what or "operation", state.attempt_number, error
         )
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(transient),
-        wait=tenacity.wait_exponential_jitter(
-            multiplier=settings.retry_wait, max=settings.retry_max_wait, jitter=settings.retry_wait
-        ),
-        stop=tenacity.stop_after_attempt(settings.retries + 1),
-        sleep=sleep,
-        before_sleep=log_retry,
-        reraise=True,
-    )
-    return retrying(replaying(first_failure, operation))
+    def retrying() -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(transient),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=settings.retry_wait,
+                max=settings.retry_max_wait,
+                jitter=settings.retry_wait,
+            ),
+            stop=tenacity.stop_after_attempt(settings.retries + 1),
+            sleep=sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+
+    return with_retries(operation, transient, retrying)
