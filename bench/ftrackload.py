@@ -13,8 +13,8 @@ registrations and the ftrack Job's progress updates apart. Those updates are pac
 time (``job_update_interval``), not by components, and so are the availability commits
 made while data lands beyond one per 1,000 components (about ten per job at most), so
 the bound "a constant plus one request per 500 components" is checked on the other
-requests and the paced ones are shown beside it. Planning and transfer times come from the journal (submitted -> started ->
-finished).
+requests and the paced ones are shown beside it. Planning and transfer times come from
+the journal (submitted -> started -> finished).
 """
 
 from __future__ import annotations

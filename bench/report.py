@@ -6,8 +6,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ftrack_transfer.transfer.registrar import PACED_COMMITS
+
 from .compare import ratio, throughputs, verdict
-from .ftrackload import PACED_COMMITS, bound_check
+from .ftrackload import bound_check
 from .resume import KILL_AT
 
 MiB = 2**20

@@ -85,9 +85,9 @@ class Registrar:
             if count == 0:
                 self._ready.append(key)
         # Pacing by time alone makes a slow send of many small files commit every few
-        # seconds for as long as it runs. Waiting also for a tenth of what is left to
-        # register keeps the commits to about ten, plus one per batch_size components,
-        # however slow the link.
+        # seconds for as long as it runs. Waiting also for a share of what is left to
+        # register keeps the commits to about PACED_COMMITS, plus one per batch_size
+        # components, however slow the link.
         left = sum(1 for row in self._rows.values() if not row.registered)
         self._paced_batch = max(1, min(batch_size, -(-left // PACED_COMMITS)))
 
