@@ -383,7 +383,8 @@ class Demo:
                 Panel(
                     description,
                     title=f"ftrack Job of {ftrack_job['user']['username']}: {ftrack_job['status']}",
-                )
+                ),
+                soft_wrap=False,  # the console's soft wrap would crop a panel's lines
             )
         finally:
             session.close()
@@ -440,7 +441,8 @@ class Demo:
                     "  python -c 'import ftrack_api; print(ftrack_api.Session().query(\"Project\").all())'\n\n"
                     "Press Ctrl-C here to stop it.",
                     title="--keep",
-                )
+                ),
+                soft_wrap=False,
             )
             try:
                 while True:

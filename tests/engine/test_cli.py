@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,10 +15,12 @@ from tests.fixtures.storage import read_only_directory
 from tests.fixtures.studio import StudioCase, partial_files
 
 
-def cli(studio: StudioCase, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    studio: StudioCase, *args: str, timeout: float = 120, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ftrack_transfer.transfer.cli", *args],
-        env={**os.environ, **studio.env, "COLUMNS": "200"},
+        env={**os.environ, **studio.env, "COLUMNS": str(columns)},
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
@@ -89,10 +92,18 @@ def test_dry_run_prints_the_plan_and_writes_nothing(studio: StudioCase) -> None:
         studio.names["la"],
         published.version_id,
         "--dry-run",
+        columns=80,  # a pipe's default: a plan saved for review must still be whole
     )
     assert result.returncode == 0, result.stderr
     assert "Plan: 2 components (13 files, 8.0 KiB)" in result.stdout
-    assert "send to demo/sq010/sh0010/" in result.stdout
+    # Every destination in full, on its component's row: nothing cut to fit 80 columns.
+    assert "…" not in result.stdout
+    rows = [line for line in result.stdout.splitlines() if "send to " in line]
+    assert len(rows) == 2, result.stdout
+    assert re.search(r"v001 main .* send to demo/sq010/sh0010/asset-\w+/v001/main\.bin ", rows[0])
+    assert re.search(
+        r"v001 plate .* send to demo/sq010/sh0010/asset-\w+/v001/plate/plate\.%04d\.exr ", rows[1]
+    )
     assert (studio.server.stats - before).write_requests == 0
     assert studio.journal().jobs() == []
 

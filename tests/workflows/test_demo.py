@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
     env = _bare_environment()
     result = subprocess.run(
         [sys.executable, "-m", "ftrack_transfer.transfer.cli", "demo", "--fast", "--dir", str(tmp_path / "studio")],
-        env={**env, "COLUMNS": "160"}, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        env={**env, "COLUMNS": "80"}, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
     )  # fmt: skip
     output = result.stdout
     assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
@@ -38,6 +39,15 @@ def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
         assert step in output
     assert "Actions offered for the shot: accsyn Send" in output
     assert "ftrack Job of alice: done" in output
+    # The Job's whole description, as ftrack holds it, wrapped in its panel and not cut
+    # to the 80 columns of a log.
+    panel = output.split("ftrack Job of alice: done", 1)[1].split("╰", 1)[0]
+    description = " ".join(line.strip("│ ") for line in panel.splitlines()[1:])
+    assert re.fullmatch(
+        r"accsyn Send: sent 4 components \(\d+ files, [\d.]+ MiB\) from hq to each of la, "
+        r"vera@vfxvendor\.example in \d\d:\d\d \([\d.]+ MB/s\)",
+        description.strip(),
+    ), panel
     assert "second run: nothing: nothing to do" in output
     assert "every copy matches its source" in output
     assert "Everything arrived and verified" in output

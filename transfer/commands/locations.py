@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from ..accsyn_backend import check_party
 from ..config import LocationConfig, load_config
 from ..configure_location import build_accessor
 from ..errors import ConfigError, first_line
+from .tables import table_console
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -97,7 +96,5 @@ def run(args: argparse.Namespace) -> int:
             failures += status != "reachable"
             row += [status, reason]
         table.add_row(*row)
-    # A terminal gets its own width; a pipe or a file gets rows that are never wrapped,
-    # so each location (and the reason it is not reachable) stays on one line for grep.
-    Console(width=None if sys.stdout.isatty() else 1000).print(table)
+    table_console().print(table)
     return 1 if failures else 0

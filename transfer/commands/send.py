@@ -16,6 +16,7 @@ from ..planner import Plan, Planner, additional_files
 from ..selection import resolve
 from ..units import format_size
 from .running import permitted_user, run_or_follow
+from .tables import table_console
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def print_plan(plan: Plan, console: Console) -> None:
     table = Table(title=f"Plan: {plan.summary() or 'nothing selected'}")
     for column in ("component", "to", "files", "size", "action"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for leg in plan.legs:
         owner = {c.component_id: c.container_id or c.component_id for c in leg.components}
         files: dict[str, list[int]] = {}
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 selection, locations[args.source], [locations[d] for d in args.destinations],
                 component_names=args.components, additional_files=args.additional,
             )  # fmt: skip
-            print_plan(plan, console)
+            print_plan(plan, table_console())
             return 0
         if args.additional:
             # Refused here, before anything is queued, as the action's form does.

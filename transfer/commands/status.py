@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime
 
-from rich.console import Console
 from rich.table import Table
 
 from ..config import load_config
 from ..journal import Journal
 from ..units import format_size
+from .tables import table_console
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -27,7 +27,7 @@ def _when(stamp: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     journal = Journal(config.journal_path())
-    console = Console(width=max(Console().width, 140))
+    console = table_console()
     if args.job:
         job = journal.job(args.job)
         progress = journal.progress(job.id)

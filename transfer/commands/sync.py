@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
 from ..config import load_config
 from ..errors import UserError
 from ..ftrack_session import open_session, session_factory
@@ -16,6 +14,7 @@ from ..sync import run_sync
 from ..units import parse_duration
 from .running import permitted_user
 from .send import print_plan
+from .tables import table_console
 
 _FILTER_KEYS = {
     "asset_type": "asset_types",
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run, username=username, user_id=user_id, subscribers=[LogSubscriber()],
     )  # fmt: skip
     if args.dry_run and result.plan is not None and not result.plan.empty:
-        print_plan(result.plan, Console())
+        print_plan(result.plan, table_console())
     print(
         f"sync {args.project} {args.source} -> {args.destination}: {result.status}: {result.summary}"
     )
