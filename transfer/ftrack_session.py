@@ -9,11 +9,13 @@ sets it from ``--config``). Credentials come from the environment (``FTRACK_SERV
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +111,10 @@ def open_session(
             "FTRACK_API_KEY is not set; set it to the API key of FTRACK_API_USER (or source a sandbox env.sh)"
         )
     try:
-        session = RetryingSession(api_user=api_user, api_key=api_key, plugin_paths=plugin_paths())
+        with _server_errors_unlogged():
+            session = RetryingSession(
+                api_user=api_user, api_key=api_key, plugin_paths=plugin_paths()
+            )
         if connect_event_hub:
             # Connecting here rather than with auto_connect_event_hub avoids the client's
             # race that announces early subscribers twice.
@@ -135,6 +140,25 @@ def open_session(
             f"cannot reach ftrack at {os.environ['FTRACK_SERVER']}: {describe_failure(error)}; "
             "check FTRACK_SERVER"
         ) from None
+
+
+@contextlib.contextmanager
+def _server_errors_unlogged() -> Iterator[None]:
+    """Keep ftrack_api from logging (with an empty traceback) the server error a session
+    cannot be opened for: it is raised to us, and the user gets it as one line."""
+    thread = threading.get_ident()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (
+            record.thread == thread and record.getMessage().startswith("Server reported error")
+        )
+
+    session_logger = logging.getLogger(f"{ftrack_api.session.__name__}.{RetryingSession.__name__}")
+    session_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        session_logger.removeFilter(keep)
 
 
 def session_factory(**kwargs) -> Callable[[], ftrack_api.Session]:

@@ -59,6 +59,16 @@ def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCa
         assert result.stderr.startswith(message), (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+    # A wrong API key: ftrack_api's own log of the refusal would come first.
+    wrong_key = subprocess.run(
+        [sys.executable, "-m", "ftrack_transfer.transfer.cli", "send", "--from", hq, "--to", la, "demo/sq010/sh0010"],
+        env={**os.environ, **studio.env, "FTRACK_API_KEY": "0" * 36}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert wrong_key.returncode == 2
+    assert wrong_key.stderr == (
+        f"ftrack-transfer send: ftrack at {studio.env['FTRACK_SERVER']} refused the credentials of "
+        f"{studio.env['FTRACK_API_USER']}; check FTRACK_API_USER and FTRACK_API_KEY\n"
+    )
     assert (studio.server.stats - before).write_requests == 0
 
 
