@@ -102,7 +102,7 @@ class Demo:
         studio = self.studio
         table = Table(title="The sandbox studio")
         for column in ("service", "where", "what it stands for"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # paths whole, to copy them
         table.add_row("ftrack", studio.ftrack.url, "the studio's ftrack server")
         table.add_row(
             "accsyn", studio.accsyn.url, "the accsyn workspace (sites hq, la; vendor user)"

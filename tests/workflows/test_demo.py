@@ -52,6 +52,7 @@ def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
     assert "every copy matches its source" in output
     assert "Everything arrived and verified" in output
     assert "demo failed" not in output
+    assert "…" not in output  # nothing cut to fit a log's 80 columns
 
 
 def _processes_mentioning(text: str) -> list[str]:
