@@ -699,7 +699,7 @@ def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
 def _replace(sftp: paramiko.SFTPClient, source: str, target: str) -> None:
     """Rename *source* over *target* atomically (``posix-rename@openssh.com``)."""
     try:
-        sftp.posix_rename(source, target)
+        sftp_io.posix_rename(sftp, source, target)
         return
     except OSError as error:
         if "unsupported" not in str(error).lower():
