@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import getpass
 import logging
 import os
@@ -636,7 +637,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
     def _rename(self, resource_identifier: str, temporary: str, final: str, size: int) -> None:
         def work(conn: SftpConnection) -> None:
             try:
-                _replace(conn.sftp, temporary, final)
+                _replace(conn.sftp, temporary, final, self.describe())
             except FileNotFoundError:
                 if _size(conn.sftp, final) != size:
                     raise
@@ -696,17 +697,23 @@ def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
         return None
 
 
-def _replace(sftp: paramiko.SFTPClient, source: str, target: str) -> None:
+def _replace(sftp: paramiko.SFTPClient, source: str, target: str, where: str) -> None:
     """Rename *source* over *target* atomically (``posix-rename@openssh.com``)."""
-    try:
-        sftp_io.posix_rename(sftp, source, target)
+    if sftp_io.posix_rename(sftp, source, target):
         return
-    except OSError as error:
-        if "unsupported" not in str(error).lower():
-            raise
     # A server without the extension: plain SFTP rename refuses to replace, so the
     # old file is removed first (a short window where neither exists).
-    log.warning("SFTP server lacks posix-rename; replacing %s non-atomically", target)
+    _warn_non_atomic(where)
     with contextlib.suppress(FileNotFoundError):
         sftp.remove(target)
     sftp.rename(source, target)
+
+
+@functools.cache
+def _warn_non_atomic(where: str) -> None:
+    # Once per server: a sequence would otherwise log it for every frame.
+    log.warning(
+        "the SFTP server of %s lacks posix-rename@openssh.com: a file that already exists "
+        "is replaced by removing it first (for a moment neither copy exists)",
+        where,
+    )

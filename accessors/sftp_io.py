@@ -232,6 +232,13 @@ class _Wire:
             return error
         return None
 
+    def status_code(self) -> int | None:
+        """The code of the current reply if it is a status."""
+        if self.kind != CMD_STATUS:
+            return None
+        (code,) = struct.unpack_from(">I", self.buffer, self.start)
+        return code
+
     def request(self, kind: int, *args: Any) -> int:
         """Send one request and wait for its reply (made current)."""
         num = self.send(kind, *args)
@@ -263,18 +270,21 @@ def close_file(sftp: paramiko.SFTPClient, handle: bytes) -> None:
         raise error
 
 
-def posix_rename(sftp: paramiko.SFTPClient, source: str, target: str) -> None:
-    """Rename *source* over *target* atomically (``posix-rename@openssh.com``).
+def posix_rename(sftp: paramiko.SFTPClient, source: str, target: str) -> bool:
+    """Rename *source* over *target* atomically (``posix-rename@openssh.com``); ``False``
+    when the server does not support the extension.
 
     paramiko's ``posix_rename`` costs more CPU than the write of a small file before it
     (its synchronous request path); this is one request and one status read in place.
-    A server without the extension raises paramiko's "Operation unsupported" error.
+    Support is told by the status code, not by the message, whose wording each server
+    chooses ("Operation unsupported", "not supported", ...).
     """
     wire = _Wire(sftp)
     wire.request(CMD_EXTENDED, "posix-rename@openssh.com", source, target)
-    error = wire.status()
+    error = wire.status(optional=True)
     if error is not None:
         raise error
+    return wire.status_code() == SFTP_OK
 
 
 def pwrite(

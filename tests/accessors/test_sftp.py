@@ -710,3 +710,35 @@ def test_embedded_server_fallback(tmp_path: Path) -> None:
         server.kill_sessions()
         assert read_file(accessor, "a/c.txt") == b"small"
         accessor.close()
+
+
+def test_a_server_without_posix_rename_still_gets_every_file_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some SFTP servers lack OpenSSH's posix-rename and word the refusal their own way:
+    the status code tells, and files are still committed, replacing older copies."""
+    import asyncssh
+
+    def unsupported(self: object, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("Request not supported by this server")
+
+    monkeypatch.setattr(asyncssh.SFTPServer, "posix_rename", unsupported)
+    with SftpServer(tmp_path / "root", tmp_path / "state", prefer="embedded") as server:
+        root = tmp_path / "root" / "loc"
+        root.mkdir()
+        accessor = sftp_accessor(server, str(root))
+        data = payload(5 * MiB, 7)
+        with caplog.at_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp"):
+            accessor.put_small("a/small.txt", b"first", chunk_digest(b"first"))
+            accessor.put_small("a/small.txt", b"second", chunk_digest(b"second"))
+            upload(accessor, "a/big.bin", payload(3 * MiB, 1), chunk=2 * MiB)
+            upload(accessor, "a/big.bin", data, chunk=2 * MiB)
+        assert read_file(accessor, "a/small.txt") == b"second"
+        assert read_file(accessor, "a/big.bin") == data
+        assert sorted(os.listdir(root / "a")) == ["big.bin", "small.txt"]  # no temporaries
+        warnings = [r.getMessage() for r in caplog.records if "posix-rename" in r.getMessage()]
+        assert warnings == [
+            f"the SFTP server of {accessor.describe()} lacks posix-rename@openssh.com: a file "
+            "that already exists is replaced by removing it first (for a moment neither copy exists)"
+        ]
+        accessor.close()
