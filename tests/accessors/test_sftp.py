@@ -712,17 +712,21 @@ def test_embedded_server_fallback(tmp_path: Path) -> None:
         accessor.close()
 
 
-def test_a_server_without_posix_rename_still_gets_every_file_committed(
+def test_a_plain_sftp_v3_server_without_openssh_extensions_gets_every_file_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Some SFTP servers lack OpenSSH's posix-rename and word the refusal their own way:
-    the status code tells, and files are still committed, replacing older copies."""
-    import asyncssh
+    """A server with none of OpenSSH's extensions (posix-rename, fsync, limits), which
+    words its refusals its own way: the status code tells, requests stay at the 32 KiB
+    every server accepts, and files are committed, replacing older copies."""
+    import asyncssh.sftp
 
-    def unsupported(self: object, oldpath: bytes, newpath: bytes) -> None:
+    async def refuse(handler: object, packet: object) -> None:
         raise asyncssh.SFTPOpUnsupported("Request not supported by this server")
 
-    monkeypatch.setattr(asyncssh.SFTPServer, "posix_rename", unsupported)
+    handlers = asyncssh.sftp.SFTPServerHandler._packet_handlers
+    monkeypatch.setitem(handlers, b"posix-rename@openssh.com", refuse)
+    for extension in (b"fsync@openssh.com", b"limits@openssh.com"):
+        monkeypatch.delitem(handlers, extension)
     with SftpServer(tmp_path / "root", tmp_path / "state", prefer="embedded") as server:
         root = tmp_path / "root" / "loc"
         root.mkdir()
@@ -733,6 +737,9 @@ def test_a_server_without_posix_rename_still_gets_every_file_committed(
             accessor.put_small("a/small.txt", b"second", chunk_digest(b"second"))
             upload(accessor, "a/big.bin", payload(3 * MiB, 1), chunk=2 * MiB)
             upload(accessor, "a/big.bin", data, chunk=2 * MiB)
+        with accessor._pool.connection() as conn:
+            assert conn.write_limit is None
+            assert accessor._writes(conn)[0] == accessor._reads(conn)[0] == 32 * 1024
         assert read_file(accessor, "a/small.txt") == b"second"
         assert read_file(accessor, "a/big.bin") == data
         assert sorted(os.listdir(root / "a")) == ["big.bin", "small.txt"]  # no temporaries
