@@ -219,15 +219,13 @@ class _Wire:
     def status(self, *, optional: bool = False) -> Exception | None:
         """The error of the current reply if it is a failed status (``None`` if it is OK,
         or an unsupported *optional* extension)."""
-        if self.kind != CMD_STATUS:
+        code = self.status_code()
+        if code is None:
             return SFTPError(f"unexpected SFTP reply {self.kind}, expected a status")
-        msg = self.message()
-        code = msg.get_int()
         if code == SFTP_OK or (optional and code == SFTP_OP_UNSUPPORTED):
             return None
-        msg.rewind()
         try:
-            self.sftp._convert_status(msg)
+            self.sftp._convert_status(self.message())
         except (OSError, EOFError) as error:
             return error
         return None
@@ -236,6 +234,8 @@ class _Wire:
         """The code of the current reply if it is a status."""
         if self.kind != CMD_STATUS:
             return None
+        if self.end - self.start < 4:
+            raise SFTPError("garbage SFTP status reply (no status code)")
         (code,) = struct.unpack_from(">I", self.buffer, self.start)
         return code
 
