@@ -246,6 +246,15 @@ class _Wire:
             raise SFTPError(f"SFTP reply {self.num} does not answer request {num}")
         return num
 
+    def call(self, kind: int, *args: Any, optional: bool = False) -> bool:
+        """Send one request answered by a status and raise its error; return whether it
+        was carried out (``False``: an *optional* extension the server lacks)."""
+        self.request(kind, *args)
+        error = self.status(optional=optional)
+        if error is not None:
+            raise error
+        return self.status_code() == SFTP_OK
+
 
 def _check_data_count(count: int, most: int) -> None:
     if count > most:
@@ -263,11 +272,7 @@ def open_file(sftp: paramiko.SFTPClient, path: str, mode: int) -> bytes:
 
 
 def close_file(sftp: paramiko.SFTPClient, handle: bytes) -> None:
-    wire = _Wire(sftp)
-    wire.request(CMD_CLOSE, handle)
-    error = wire.status()
-    if error is not None:
-        raise error
+    _Wire(sftp).call(CMD_CLOSE, handle)
 
 
 def posix_rename(sftp: paramiko.SFTPClient, source: str, target: str) -> bool:
@@ -279,12 +284,7 @@ def posix_rename(sftp: paramiko.SFTPClient, source: str, target: str) -> bool:
     Support is told by the status code, not by the message, whose wording each server
     chooses ("Operation unsupported", "not supported", ...).
     """
-    wire = _Wire(sftp)
-    wire.request(CMD_EXTENDED, "posix-rename@openssh.com", source, target)
-    error = wire.status(optional=True)
-    if error is not None:
-        raise error
-    return wire.status_code() == SFTP_OK
+    return _Wire(sftp).call(CMD_EXTENDED, "posix-rename@openssh.com", source, target, optional=True)
 
 
 def pwrite(
