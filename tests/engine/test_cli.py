@@ -16,11 +16,11 @@ from tests.fixtures.studio import StudioCase, partial_files
 
 
 def cli(
-    studio: StudioCase, *args: str, timeout: float = 120, columns: int = 200
+    studio: StudioCase, *args: str, timeout: float = 120, columns: int = 200, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ftrack_transfer.transfer.cli", *args],
-        env={**os.environ, **studio.env, "COLUMNS": str(columns)},
+        env={**os.environ, **studio.env, "COLUMNS": str(columns), **env},
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
@@ -60,10 +60,9 @@ def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCa
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
     # A wrong API key: ftrack_api's own log of the refusal would come first.
-    wrong_key = subprocess.run(
-        [sys.executable, "-m", "ftrack_transfer.transfer.cli", "send", "--from", hq, "--to", la, "demo/sq010/sh0010"],
-        env={**os.environ, **studio.env, "FTRACK_API_KEY": "0" * 36}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    wrong_key = cli(
+        studio, "send", "--from", hq, "--to", la, "demo/sq010/sh0010", FTRACK_API_KEY="0" * 36
+    )
     assert wrong_key.returncode == 2
     assert wrong_key.stderr == (
         f"ftrack-transfer send: ftrack at {studio.env['FTRACK_SERVER']} refused the credentials of "
