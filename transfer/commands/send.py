@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--wait", action="store_true", help="show progress until the job ends")
 
 
-def print_plan(plan: Plan, console: Console) -> None:
+def print_plan(plan: Plan) -> None:
     table = Table(title=f"Plan: {plan.summary() or 'nothing selected'}")
     for column in ("component", "to", "files", "size", "action"):
         table.add_column(column, overflow="fold")
@@ -72,7 +72,7 @@ def print_plan(plan: Plan, console: Console) -> None:
             table.add_row(skipped.label, leg.destination, "-", "-", f"skip: {skipped.reason}")
     for missing in plan.missing:
         table.add_row(missing.label, "-", "-", "-", f"skip: {missing.reason}")
-    console.print(table)
+    table_console().print(table)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 selection, locations[args.source], [locations[d] for d in args.destinations],
                 component_names=args.components, additional_files=args.additional,
             )  # fmt: skip
-            print_plan(plan, table_console())
+            print_plan(plan)
             return 0
         if args.additional:
             # Refused here, before anything is queued, as the action's form does.

@@ -14,7 +14,6 @@ from ..sync import run_sync
 from ..units import parse_duration
 from .running import permitted_user
 from .send import print_plan
-from .tables import table_console
 
 _FILTER_KEYS = {
     "asset_type": "asset_types",
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run, username=username, user_id=user_id, subscribers=[LogSubscriber()],
     )  # fmt: skip
     if args.dry_run and result.plan is not None and not result.plan.empty:
-        print_plan(result.plan, table_console())
+        print_plan(result.plan)
     print(
         f"sync {args.project} {args.source} -> {args.destination}: {result.status}: {result.summary}"
     )
