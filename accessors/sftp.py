@@ -23,6 +23,7 @@ import posixpath
 import socket
 import stat as stat_module
 import urllib.parse
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -697,10 +698,17 @@ def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
         return None
 
 
+#: Connections whose server refused ``posix-rename@openssh.com``: asked once each, not
+#: once per file (a sequence commits every frame).
+_WITHOUT_POSIX_RENAME: weakref.WeakSet[paramiko.SFTPClient] = weakref.WeakSet()
+
+
 def _replace(sftp: paramiko.SFTPClient, source: str, target: str, where: str) -> None:
     """Rename *source* over *target* atomically (``posix-rename@openssh.com``)."""
-    if sftp_io.posix_rename(sftp, source, target):
-        return
+    if sftp not in _WITHOUT_POSIX_RENAME:
+        if sftp_io.posix_rename(sftp, source, target):
+            return
+        _WITHOUT_POSIX_RENAME.add(sftp)
     # A server without the extension: plain SFTP rename refuses to replace, so the
     # old file is removed first (a short window where neither exists).
     _warn_non_atomic(where)

@@ -720,7 +720,10 @@ def test_a_plain_sftp_v3_server_without_openssh_extensions_gets_every_file_commi
     every server accepts, and files are committed, replacing older copies."""
     import asyncssh.sftp
 
+    asked: list[object] = []
+
     async def refuse(handler: object, packet: object) -> None:
+        asked.append(handler)
         raise asyncssh.SFTPOpUnsupported("Request not supported by this server")
 
     handlers = asyncssh.sftp.SFTPServerHandler._packet_handlers
@@ -748,4 +751,6 @@ def test_a_plain_sftp_v3_server_without_openssh_extensions_gets_every_file_commi
             f"the SFTP server of {accessor.describe()} lacks posix-rename@openssh.com: a file "
             "that already exists is replaced by removing it first (for a moment neither copy exists)"
         ]
+        # Four commits, but each connection (one server handler each) asked only once.
+        assert asked and len(asked) == len({id(handler) for handler in asked})
         accessor.close()
