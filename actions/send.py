@@ -22,7 +22,7 @@ from ..transfer.errors import SelectionError, UserError
 from ..transfer.permissions import check_send, may_send, user_groups
 from ..transfer.planner import Filters, Planner
 from ..transfer.selection import EntityRef
-from ..transfer.units import format_size
+from ..transfer.units import counted, format_size
 from . import forms
 from .base import Action
 
@@ -99,7 +99,7 @@ class SendAction(Action):
             return self._form(counts, names, values, error=str(error))
         return forms.message(
             True,
-            f"Queued {self.label} of {request.components_selected} components from {request.source} to "
+            f"Queued {self.label} of {counted(request.components_selected, 'component')} from {request.source} to "
             f"{', '.join(request.destinations)} (job {job_id}); follow it in the Jobs list",
         )
 
@@ -134,7 +134,7 @@ class SendAction(Action):
         if preview:
             items.append(forms.label(preview))
         sources = [
-            (name, f"{name} ({counts[name]} components)")
+            (name, f"{name} ({counted(counts[name], 'component')})")
             for name in self.locations
             if name in counts
         ]

@@ -32,6 +32,7 @@ from .journal import FINISHED
 from .progress import Snapshot
 from .progress_bar import ProgressBar
 from .publish import publish
+from .units import counted
 
 SEND = "ftrack-transfer.send"
 
@@ -223,7 +224,9 @@ class Demo:
             ids = [c["id"] for c in published.components]
         finally:
             session.close()
-        self.console.print(f"Published {published.label}: {len(ids)} components at {self.vendor}.")
+        self.console.print(
+            f"Published {published.label}: {counted(len(ids), 'component')} at {self.vendor}."
+        )
         followed: set[str] = set()
         while not self._returned(ids, followed):
             job = self._wait_for(

@@ -43,7 +43,7 @@ from .registrar import Registrar
 from .reporter import JobReporter
 from .scheduler import FileTask, Scheduler
 from .selection import EntityRef
-from .units import format_duration, format_rate, format_size
+from .units import counted, format_duration, format_rate, format_size
 
 logger = logging.getLogger(__name__)
 
@@ -605,7 +605,7 @@ class JobRunner:
             )
             message = (
                 f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
-                f"{progress.files_done} files arrived; {progress.components_registered} of "
+                f"{counted(progress.files_done, 'file')} arrived; {progress.components_registered} of "
                 f"{progress.components_total} components are available at {', '.join(job.destinations)}"
             )
             return self._finish("failed", message)
@@ -623,7 +623,7 @@ class JobRunner:
             else (f"to each of {', '.join(job.destinations)}")
         )
         message = (
-            f"sent {components} components ({progress.files_total} files, {format_size(progress.bytes_total)}) "
+            f"sent {counted(components, 'component')} ({counted(progress.files_total, 'file')}, {format_size(progress.bytes_total)}) "
             f"from {job.source} {where} in {format_duration(elapsed)} ({format_rate(rate)})"
         )
         skipped = self._skipped_note(job)

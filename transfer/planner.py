@@ -155,13 +155,13 @@ class Plan:
 
     def summary(self) -> str:
         """One line: what moves where, what is skipped and why."""
-        from .units import format_size
+        from .units import counted, format_size
 
         parts = []
         for leg in self.legs:
             top = [c for c in leg.components if c.container_id is None]
             parts.append(
-                f"{len(top)} components ({len(leg.files)} files, {format_size(leg.bytes)}) "
+                f"{counted(len(top), 'component')} ({counted(len(leg.files), 'file')}, {format_size(leg.bytes)}) "
                 f"from {self.source} to {leg.destination}"
             )
             if leg.skipped:

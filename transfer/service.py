@@ -42,6 +42,7 @@ from .progress import LogSubscriber, Subscriber
 from .reporter import JobReporter
 from .selection import EntityRef, chunks, quote_ids
 from .sync import SyncResult, run_sync
+from .units import counted
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class Service:
             JobReporter.create_job(
                 self.listener,
                 request.user_id,
-                f"{request.title}: queued {request.components_selected} components from {request.source} to {destinations}",
+                f"{request.title}: queued {counted(request.components_selected, 'component')} from {request.source} to {destinations}",
                 job_id=ftrack_job_id,
             )
         except Exception as error:

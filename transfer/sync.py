@@ -21,6 +21,7 @@ from .journal import Journal
 from .planner import Filters, Plan, Planner
 from .progress import Subscriber
 from .selection import resolve
+from .units import counted
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def run_sync(
         session.close()
     leg = plan.legs[0]
     if plan.empty:
-        summary = f"nothing to do: {len(leg.skipped)} components of {project} at {source} are already at {destination}"
+        summary = f"nothing to do: {counted(len(leg.skipped), 'component')} of {project} at {source} are already at {destination}"
         return SyncResult("nothing", summary, plan=plan)
     if dry_run:
         return SyncResult("planned", f"would send {plan.summary()}", plan=plan)

@@ -107,3 +107,8 @@ def format_duration(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def counted(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``: a count as a sentence says it (regular plurals only)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

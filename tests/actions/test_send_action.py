@@ -174,7 +174,7 @@ def test_preview_replies_with_the_plan_and_sends_nothing(studio, serve, web_ui) 
     )
     labels = [item["value"] for item in reply["items"] if item["type"] == "label"]
     assert any(
-        label.startswith("**Preview:** 1 components (1 files, 3.9 KiB)") for label in labels
+        label.startswith("**Preview:** 1 component (1 file, 3.9 KiB)") for label in labels
     ), labels
     assert any("-> " + studio.names["la"] in label for label in labels)
     assert form_defaults(reply)["preview"] is False

@@ -80,8 +80,13 @@ def test_nothing_to_send_and_missing_at_source_are_explained(studio: StudioCase)
         f"nothing to send: 0 components (0 files, 0 B) from {la} to {hq}; 1 not available at {la}"
         in result.stderr
     )
-    first = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    first = cli(studio, "-v", "send", "--from", hq, "--to", la, published.version_id, "--wait")
     assert first.returncode == 0, first.stderr
+    # With -v in a pipe, the job's start and end are told once, not by the log as well.
+    lines = first.stderr.splitlines()
+    plan = f"1 component (1 file, 100 B) from {hq} to {la}"
+    assert sum(line.endswith(plan) for line in lines) == 1, first.stderr
+    assert sum(f"done: sent {plan} in " in line for line in lines) == 1, first.stderr
     again = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
     assert (
         f"nothing to send: 0 components (0 files, 0 B) from {hq} to {la}; 1 already at {la}"

@@ -244,7 +244,7 @@ def test_a_final_status_ftrack_missed_is_reported_by_serve_once_ftrack_is_back(
     finally:
         service.stop()
     status, description = ftrack_job(studio, journal, job_id)
-    assert status == "done" and description.startswith("test send: sent 1 components")
+    assert status == "done" and description.startswith("test send: sent 1 component (")
 
 
 def test_a_final_status_ftrack_missed_is_reported_by_the_next_send_where_no_serve_runs(
@@ -266,4 +266,4 @@ def test_a_final_status_ftrack_missed_is_reported_by_the_next_send_where_no_serv
     assert sent.returncode == 0, sent.stderr
     assert journal.unreported_jobs() == []
     status, description = ftrack_job(studio, journal, job_id)
-    assert status == "done" and description.startswith("test send: sent 1 components")
+    assert status == "done" and description.startswith("test send: sent 1 component (")

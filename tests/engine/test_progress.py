@@ -67,4 +67,4 @@ def test_a_sequence_becomes_available_while_it_arrives_and_the_job_reports_progr
     assert len(running) >= 3, descriptions
     # About 2.6 s of transfer with a 0.2 s interval: throttled, not one update per file.
     assert len(descriptions) <= 30, len(descriptions)
-    assert descriptions[-1].startswith("progress test: sent 1 components (40 files")
+    assert descriptions[-1].startswith("progress test: sent 1 component (40 files")

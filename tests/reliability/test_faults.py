@@ -340,7 +340,7 @@ def test_disk_full_at_an_sftp_destination(
     assert message.startswith(f"1 of 2 files failed; first: {label} to {studio.names['la']}: ")
     assert (
         f"/{studio.names['la']}: the server reported a failure without a reason (often a full disk "
-        "or quota on the server). 1 files arrived; 1 of 2 components are available at "
+        "or quota on the server). 1 file arrived; 1 of 2 components are available at "
         f"{studio.names['la']}"
     ) in message
     assert studio.availability([published.components["small"]], "la") == [100.0]

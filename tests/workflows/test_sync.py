@@ -68,7 +68,7 @@ def test_filters_and_dry_run(studio: StudioCase) -> None:
     before = studio.server.stats
     dry = sync(studio, "--filter", "component=proxy", "--dry-run")
     assert dry.returncode == 0
-    assert "would send 1 components (1 files, 200 B)" in last_line(dry)
+    assert "would send 1 component (1 file, 200 B)" in last_line(dry)
     assert (studio.server.stats - before).write_requests == 0
     none = sync(studio, "--filter", "asset_type=Geometry")
     assert "nothing to do: 0 components" in last_line(none)

@@ -12,6 +12,7 @@ from ..ftrack_session import open_session
 from ..journal import Journal
 from ..publish import publish, return_target
 from ..selection import EntityRef
+from ..units import counted
 from .running import run_or_follow
 
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         user = session.query(f'select id from User where username is "{session.api_user}"').one()
         console.print(
-            f"published {published.label} with {len(published.components)} components at {args.location}"
+            f"published {published.label} with {counted(len(published.components), 'component')} at {args.location}"
         )
     finally:
         session.close()

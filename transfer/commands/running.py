@@ -15,7 +15,7 @@ from ..engine import JobRunner, report_unreported
 from ..ftrack_session import session_factory
 from ..journal import FINISHED, Journal
 from ..permissions import check_send, user_groups
-from ..progress import LogSubscriber, RateMeter, Snapshot
+from ..progress import RateMeter, Snapshot
 from ..progress_bar import ProgressBar
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run_here(journal: Journal, config: SitesConfig, job_id: str, console: Consol
     try:
         runner = JobRunner(
             journal, config, session_factory(connect_event_hub=True), job_id,
-            subscribers=[ProgressBar(Console(stderr=True, soft_wrap=True), f"job {job_id}"), LogSubscriber()], stop=stop,
+            subscribers=[ProgressBar(Console(stderr=True, soft_wrap=True), f"job {job_id}")], stop=stop,
         )  # fmt: skip
         try:
             return runner.run()
