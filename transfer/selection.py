@@ -2,8 +2,8 @@
 
 Selections come from the web UI (``{"entityId", "entityType"}`` with the UI's legacy
 type names: ``show`` for a project, ``task`` for every typed context) or from the command
-line (an id, or a readable path such as ``demo/sq010/sh0010/compositing`` or
-``demo/sq010/sh0010/plate/v002``). Both become :class:`EntityRef` values with ftrack
+line (an id, or a readable path such as ``demo/sq010/sh0010/compositing``,
+``demo/sq010/sh0010/plate/v002`` or a component as plans label it). Both become :class:`EntityRef` values with ftrack
 schema type names; resolving costs a bounded number of queries, not one per entity.
 """
 
@@ -134,36 +134,75 @@ def resolve(session: Any, specs: Sequence[str]) -> list[EntityRef]:
 
 
 def _resolve_path(session: Any, spec: str) -> EntityRef:
-    parts = [p for p in spec.strip("/").split("/") if p]
+    """A context, ``<context>/<asset>``, ``<context>/<asset>/v002`` or
+    ``<context>/<asset>/v002/<component>``; also a component as plans and Jobs label it,
+    ``<context>/<asset> v002 <component>``, so a line of output can be pasted back."""
+    parts = _split_label([p for p in spec.strip("/").split("/") if p])
     if not parts or any(p in (".", "..") for p in parts) or any('"' in p for p in parts):
         raise SelectionError(
             f"{spec!r} is not an entity path; use an id or a path like demo/sq010/sh0010"
         )
-    hint = f"use an id or a path like {parts[0]}/sq010/sh0010/compositing"
-    version_match = _VERSION.match(parts[-1]) if len(parts) >= 3 else None
-    if version_match:
-        *context_parts, asset_name, _ = parts
-        context = _context_by_path(session, context_parts)
-        if context is None:
-            raise SelectionError(
-                f"unknown entity {spec!r}: no context {'/'.join(context_parts)!r}; {hint}"
-            )
-        number = int(version_match.group(1))
-        version = session.query(
-            f'select id from AssetVersion where asset.context_id is "{context.id}" '
-            f'and asset.name is "{asset_name}" and version is {number}'
+    hint = (
+        f"use an id or a path like {parts[0]}/sq010/sh0010/compositing, "
+        f"{parts[0]}/sq010/sh0010/plate or {parts[0]}/sq010/sh0010/plate/v002"
+    )
+    if len(parts) >= 3 and _VERSION.match(parts[-1]):
+        version = _version_by_path(session, spec, parts[:-2], parts[-2], parts[-1], hint)
+        return EntityRef("AssetVersion", version, spec)
+    if len(parts) >= 4 and _VERSION.match(parts[-2]):
+        version = _version_by_path(session, spec, parts[:-3], parts[-3], parts[-2], hint)
+        component = session.query(
+            f'select id from Component where version_id is "{version}" and name is "{parts[-1]}"'
         ).first()
-        if version is None:
+        if component is None:
             raise SelectionError(
-                f"unknown entity {spec!r}: {asset_name} has no version {number} there"
+                f"unknown entity {spec!r}: {parts[-3]} {parts[-2]} has no component "
+                f"{parts[-1]!r}; `ftrack-transfer send --dry-run` on the version lists them"
             )
-        return EntityRef("AssetVersion", version["id"], spec)
+        return EntityRef("Component", component["id"], spec)
     context = _context_by_path(session, parts)
+    if context is not None:
+        return dataclasses.replace(context, label=spec)
+    parent = _context_by_path(session, parts[:-1]) if len(parts) >= 2 else None
+    if parent is not None:
+        asset = session.query(
+            f'select id from Asset where context_id is "{parent.id}" and name is "{parts[-1]}"'
+        ).first()
+        if asset is not None:
+            return EntityRef("Asset", asset["id"], spec)
+    raise SelectionError(
+        f"unknown entity {spec!r}: no project, context or asset has that path; {hint}"
+    )
+
+
+def _split_label(parts: list[str]) -> list[str]:
+    """``[..., "plate v002 main"]`` -> ``[..., "plate", "v002", "main"]``."""
+    if not parts:
+        return parts
+    words = parts[-1].split()
+    for index, word in enumerate(words[1:], 1):
+        if _VERSION.match(word):
+            tail = [" ".join(words[index + 1 :])] if words[index + 1 :] else []
+            return [*parts[:-1], " ".join(words[:index]), word, *tail]
+    return parts
+
+
+def _version_by_path(
+    session: Any, spec: str, context_parts: Sequence[str], asset_name: str, tag: str, hint: str
+) -> str:
+    context = _context_by_path(session, context_parts) if context_parts else None
     if context is None:
         raise SelectionError(
-            f"unknown entity {spec!r}: no project or context has that path; {hint}"
+            f"unknown entity {spec!r}: no context {'/'.join(context_parts)!r}; {hint}"
         )
-    return dataclasses.replace(context, label=spec)
+    number = int(tag[1:])
+    version = session.query(
+        f'select id from AssetVersion where asset.context_id is "{context.id}" '
+        f'and asset.name is "{asset_name}" and version is {number}'
+    ).first()
+    if version is None:
+        raise SelectionError(f"unknown entity {spec!r}: {asset_name} has no version {number} there")
+    return str(version["id"])
 
 
 def _context_by_path(session: Any, parts: Sequence[str]) -> EntityRef | None:

@@ -44,8 +44,8 @@ def test_bad_input_gets_one_line_naming_the_problem_and_the_fix(studio: StudioCa
             f"ftrack-transfer send: source and destination are the same location ({hq}); choose another destination"
         ),
         ("send", "--from", hq, "--to", la, "demo/sq010/sh9999"): (
-            "ftrack-transfer send: unknown entity 'demo/sq010/sh9999': no project or context has that path; "
-            "use an id or a path like demo/sq010/sh0010/compositing"
+            "ftrack-transfer send: unknown entity 'demo/sq010/sh9999': no project, context or asset has that path; "
+            "use an id or a path like demo/sq010/sh0010/compositing, demo/sq010/sh0010/plate or demo/sq010/sh0010/plate/v002"
         ),
         ("send", "--from", hq, "--to", la, "12345678-1234-1234-1234-123456789abc"): (
             "ftrack-transfer send: unknown entity id 12345678-1234-1234-1234-123456789abc: no project, context, "
@@ -120,6 +120,34 @@ def test_dry_run_prints_the_plan_and_writes_nothing(studio: StudioCase) -> None:
     )
     assert (studio.server.stats - before).write_requests == 0
     assert studio.journal().jobs() == []
+
+
+def test_assets_versions_and_components_are_named_by_path_or_by_their_plan_label(
+    studio: StudioCase,
+) -> None:
+    asset = f"plate-{os.urandom(3).hex()}"
+    studio.publish(files={"main": 300}, asset=asset)
+    studio.publish(files={"main": 500, "preview": 70}, asset=asset)
+    hq, la = studio.names["hq"], studio.names["la"]
+
+    def plan(*entities: str) -> str:
+        result = cli(studio, "send", "--from", hq, "--to", la, *entities, "--dry-run")
+        assert result.returncode == 0, result.stderr
+        return next(line for line in result.stdout.splitlines() if "Plan: " in line).strip()
+
+    where = f"from {hq} to {la}"
+    shot = "demo/sq010/sh0010"
+    assert plan(f"{shot}/{asset}") == f"Plan: 3 components (3 files, 870 B) {where}"
+    assert plan(f"{shot}/{asset}/v002") == f"Plan: 2 components (2 files, 570 B) {where}"
+    assert plan(f"{shot}/{asset}/v002/preview") == f"Plan: 1 component (1 file, 70 B) {where}"
+    # The label a plan shows for a component selects that component.
+    assert plan(f"{shot}/{asset} v001 main") == f"Plan: 1 component (1 file, 300 B) {where}"
+    missing = cli(studio, "send", "--from", hq, "--to", la, f"{shot}/{asset} v002 audio")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"ftrack-transfer send: unknown entity '{shot}/{asset} v002 audio': {asset} v002 has no "
+        "component 'audio'; `ftrack-transfer send --dry-run` on the version lists them"
+    )
 
 
 def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) -> None:

@@ -231,8 +231,8 @@ CASES = [
          "unknown source location 'nowhere'; choose one of {form_locations}", needs_version=True),
     Case("unknown entity path", "cli",
          lambda c: cli(c, "send", "--from", c.studio.names["hq"], "--to", c.studio.names["la"], "demo/sq010/sh9999"),
-         "ftrack-transfer send: unknown entity 'demo/sq010/sh9999': no project or context has that path; "
-         "use an id or a path like demo/sq010/sh0010/compositing"),
+         "ftrack-transfer send: unknown entity 'demo/sq010/sh9999': no project, context or asset has that path; "
+         "use an id or a path like demo/sq010/sh0010/compositing, demo/sq010/sh0010/plate or demo/sq010/sh0010/plate/v002"),
     Case("unknown entity id", "cli",
          lambda c: cli(c, "send", "--from", c.studio.names["hq"], "--to", c.studio.names["la"],
                        "12345678-1234-1234-1234-123456789abc"),
@@ -246,12 +246,12 @@ CASES = [
          "ftrack-transfer send: '' is not an entity path; use an id or a path like demo/sq010/sh0010"),
     Case("a unicode entity path", "cli",
          lambda c: cli(c, "send", "--from", c.studio.names["hq"], "--to", c.studio.names["la"], "demo/sq010/ショット"),
-         "ftrack-transfer send: unknown entity 'demo/sq010/ショット': no project or context has that path; "
-         "use an id or a path like demo/sq010/sh0010/compositing"),
+         "ftrack-transfer send: unknown entity 'demo/sq010/ショット': no project, context or asset has that path; "
+         "use an id or a path like demo/sq010/sh0010/compositing, demo/sq010/sh0010/plate or demo/sq010/sh0010/plate/v002"),
     Case("a very long entity path", "cli",
          lambda c: cli(c, "send", "--from", c.studio.names["hq"], "--to", c.studio.names["la"], "demo/" + "x" * 5000),
-         "ftrack-transfer send: unknown entity 'demo/" + "x" * 5000 + "': no project or context has that path; "
-         "use an id or a path like demo/sq010/sh0010/compositing"),
+         "ftrack-transfer send: unknown entity 'demo/" + "x" * 5000 + "': no project, context or asset has that path; "
+         "use an id or a path like demo/sq010/sh0010/compositing, demo/sq010/sh0010/plate or demo/sq010/sh0010/plate/v002"),
     Case("shell metacharacters in a location name", "cli",
          lambda c: cli(c, "send", "--from", c.studio.names["hq"], "--to", "la; rm -rf ~", "demo/sq010/sh0010"),
          'ftrack-transfer send: unknown location "la; rm -rf ~"; configured locations: {configured} (see {config})'),

@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     )  # fmt: skip
     parser.add_argument(
         "entities", nargs="+", metavar="ENTITY",
-        help="an ftrack id, or a path such as demo/sq010/sh0010/compositing or demo/sq010/sh0010/plate/v002",
+        help=(
+            "an ftrack id, or a path: demo/sq010/sh0010/compositing (a context), "
+            "demo/sq010/sh0010/plate (an asset), demo/sq010/sh0010/plate/v002 (a version), "
+            "demo/sq010/sh0010/plate/v002/main or 'demo/sq010/sh0010/plate v002 main' "
+            "(a component, as plans label it)"
+        ),
     )  # fmt: skip
     parser.add_argument("--component", dest="components", action="append", default=[], metavar="NAME",
                         help="send only components with this name (repeatable)")  # fmt: skip
