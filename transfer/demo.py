@@ -252,7 +252,7 @@ class Demo:
         if result.status != "done":
             raise DemoFailed(f"the scheduled sync ended {result.status}: {result.summary}")
         again = self.service.run_schedule_now("demo-to-cloud")
-        self.console.print(f"second run: [bold]{again.status}[/]: {again.summary}")
+        self.console.print(f"second run: {again.describe()}")
         if again.status != "nothing":
             raise DemoFailed(f"the second sync should have had nothing to do, but: {again.summary}")
         session = open_session()

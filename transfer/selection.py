@@ -59,6 +59,11 @@ class EntityRef:
         }.get(self.entity_type, "context")
 
 
+def is_id(value: str) -> bool:
+    """Whether *value* has the shape of an ftrack id (a UUID)."""
+    return bool(_UUID.match(value))
+
+
 def quote_ids(ids: Iterable[str]) -> str:
     """``("a", "b")`` for an ``in`` clause; ids are checked to be UUID-shaped first."""
     checked = []

@@ -20,7 +20,7 @@ from .errors import SelectionError
 from .journal import Journal
 from .planner import Filters, Plan, Planner
 from .progress import Subscriber
-from .selection import resolve
+from .selection import EntityRef, is_id, quote_ids
 from .units import counted
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,15 @@ class SyncResult:
     @property
     def exit_code(self) -> int:
         return 0 if self.status in ("done", "nothing", "planned") else 1
+
+    def describe(self) -> str:
+        """``done: sent ...``, ``failed: ...``; a summary that already says it
+        ("nothing to do: ...", "would send ...") is not prefixed with its status again."""
+        return (
+            self.summary
+            if self.status in ("nothing", "planned")
+            else f"{self.status}: {self.summary}"
+        )
 
 
 def run_sync(
@@ -63,11 +72,8 @@ def run_sync(
         )
     session = session_factory()
     try:
-        selection = resolve(session, [project])
-        if selection[0].kind != "context" or "/" in project.strip("/"):
-            raise SelectionError(
-                f"{project!r} is not a project; name the project, e.g. --project demo"
-            )
+        selection = [project_ref(session, project)]
+        project = selection[0].label  # its name, where it was given by id
         locations = configured_locations(session, config, [source, destination])
         plan = Planner(session).plan(
             selection,
@@ -102,3 +108,24 @@ def run_sync(
     ).run()
     job = journal.job(job_id)
     return SyncResult(status, job.message, job_id, plan)
+
+
+def project_ref(session: Any, project: str) -> EntityRef:
+    """The project named (or with the id) *project*; else a message listing projects."""
+    name = project.strip()
+    if is_id(name):
+        found = session.query(
+            f"select id, name from Project where id in {quote_ids([name])}"
+        ).first()
+    elif name and '"' not in name:
+        found = session.query(f'select id, name from Project where name is "{name}"').first()
+    else:
+        found = None
+    if found is not None:
+        return EntityRef("Context", found["id"], found["name"])
+    names = sorted(p["name"] for p in session.query("select name from Project"))
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    raise SelectionError(
+        f"unknown project {project!r}; projects in ftrack: {shown or 'none'} "
+        "(--project takes a project's name or id)"
+    )

@@ -48,7 +48,7 @@ def test_the_demo_runs_the_whole_mission_and_verifies_it(tmp_path) -> None:
         r"vera@vfxvendor\.example in \d\d:\d\d \([\d.]+ MB/s\)",
         description.strip(),
     ), panel
-    assert "second run: nothing: nothing to do" in output
+    assert "second run: nothing to do: " in output
     assert "every copy matches its source" in output
     assert "Everything arrived and verified" in output
     assert "demo failed" not in output

@@ -56,10 +56,28 @@ def test_sync_sends_what_is_missing_then_has_nothing_to_do_and_writes_nothing(
     assert again.returncode == 0
     assert (
         last_line(again)
-        == f"sync demo {hq} -> {cloud}: nothing: nothing to do: 3 components of demo at {hq} are already at {cloud}"
+        == f"sync demo {hq} -> {cloud}: nothing to do: 3 components of demo at {hq} are already at {cloud}"
     )
     assert (studio.server.stats - before).write_requests == 0
     assert len(studio.journal().jobs()) == 1
+
+
+def test_the_project_is_named_by_name_or_id_and_an_unknown_one_lists_the_projects(
+    studio: StudioCase,
+) -> None:
+    hq, cloud = studio.names["hq"], studio.names["cloud"]
+    for wrong in ("nope", "demo/sq010"):
+        result = cli(studio, "sync", "--from", hq, "--to", cloud, "--project", wrong, "--dry-run")
+        assert result.returncode == 2
+        line = result.stderr.strip()
+        assert line.startswith(
+            f"ftrack-transfer sync: unknown project {wrong!r}; projects in ftrack: "
+        )
+        assert "demo" in line and line.endswith("(--project takes a project's name or id)")
+    project_id = studio.server.seed_info.project_id
+    by_id = cli(studio, "sync", "--from", hq, "--to", cloud, "--project", project_id, "--dry-run")
+    assert by_id.returncode == 0, by_id.stderr
+    assert last_line(by_id).startswith(f"sync {project_id} {hq} -> {cloud}: ")
 
 
 def test_filters_and_dry_run(studio: StudioCase) -> None:

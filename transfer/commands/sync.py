@@ -72,7 +72,5 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.dry_run and result.plan is not None and not result.plan.empty:
         print_plan(result.plan)
-    print(
-        f"sync {args.project} {args.source} -> {args.destination}: {result.status}: {result.summary}"
-    )
+    print(f"sync {args.project} {args.source} -> {args.destination}: {result.describe()}")
     return result.exit_code
