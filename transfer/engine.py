@@ -222,6 +222,7 @@ class JobRunner:
         self._bytes_total = 0
         self._files_done = 0
         self._files_failed = 0
+        self._not_started = 0
         self._files_total = 0
 
     # ------------------------------------------------------------------ entry point
@@ -328,6 +329,7 @@ class JobRunner:
         self._bytes_done = progress.bytes_done
         self._files_done = progress.files_done
         self._files_failed = 0
+        self._not_started = 0
         self._bytes_total = progress.bytes_total
         self._files_total = progress.files_total
         self.started = time.monotonic()
@@ -394,6 +396,7 @@ class JobRunner:
             name=f"job-{job.id}",
         )
         scheduler.run(tasks, drivers)
+        self._not_started = scheduler.not_started
         if self._registration_error is not None:
             self._flush_landed()
             raise self._registration_error
@@ -603,9 +606,16 @@ class JobRunner:
                     else ""
                 )
             )
+            unsent = self._not_started
             message = (
                 f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
-                f"{counted(progress.files_done, 'file')} arrived; {progress.components_registered} of "
+                + (
+                    f"{counted(unsent, 'other file')} not tried after that (the storage is not "
+                    f"answering); `ftrack-transfer retry {job.id}` sends them. "
+                    if unsent > 0
+                    else ""
+                )
+                + f"{counted(progress.files_done, 'file')} arrived; {progress.components_registered} of "
                 f"{progress.components_total} components are available at {', '.join(job.destinations)}"
             )
             return self._finish("failed", message)

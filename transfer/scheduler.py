@@ -109,6 +109,11 @@ class Scheduler:
         self.name = name
         self.active: dict[int, FileTask] = {}
         self._futures: dict[Future, tuple[str, FileTask]] = {}
+        #: Legs (by their Endpoints) where a file ran out of retries on a transient
+        #: failure: the storage is down, and every other file would wait out the same
+        #: retries. Their files not started yet stay pending, for a retry of the job.
+        self.given_up: dict[int, BaseException] = {}
+        self.not_started = 0
 
     def run(self, tasks: Iterable[FileTask], drivers: Sequence[Any] = ()) -> None:
         """Drive *tasks* (and the *drivers* of other backends, polled each turn)."""
@@ -122,7 +127,11 @@ class Scheduler:
                 queue or self.active or any(d.pending() for d in drivers)
             ) and not self.interrupt.is_set():
                 while queue and len(self.active) < self.files_in_flight:
-                    self._start(queue.popleft())
+                    task = queue.popleft()
+                    if id(task.endpoints) in self.given_up:
+                        self.not_started += 1
+                    else:
+                        self._start(task)
                 if self._futures:
                     finished, _ = wait(
                         list(self._futures), timeout=0.25, return_when=FIRST_COMPLETED
@@ -264,9 +273,11 @@ class Scheduler:
             return
         task.failed = True
         self.active.pop(id(task), None)
-        if task.token and not isinstance(error, TransientAccessorError):
-            # A permanent failure will not be resumed: remove the temporary now. A
-            # transient one keeps its chunks so a retry of the job continues it.
+        if isinstance(error, TransientAccessorError):
+            # Its chunks stay, so a retry of the job continues it.
+            self.given_up.setdefault(id(task.endpoints), error)
+        elif task.token:
+            # A permanent failure will not be resumed: remove the temporary now.
             task.endpoints.abort(task.dest_ri, task.token)
             self.listener.on_restart(task)
         self.listener.on_failed(task, error)

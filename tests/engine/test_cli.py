@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -173,6 +174,45 @@ def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) ->
     assert studio.availability(list(more.components.values()), "la") == [100.0, 100.0]
     session = studio.session()
     assert session.get("Job", job.ftrack_job_id)["status"] == "done"
+
+
+def test_a_destination_that_stops_answering_fails_the_send_once_and_retry_sends_the_rest(
+    studio: StudioCase,
+) -> None:
+    frames = 40
+    published = studio.publish(sequences={"plate": (frames, 100)})
+    hq, la = studio.names["hq"], studio.names["la"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens here once closed
+    live, dead = f"port = {studio.sftp.port}\n", f"port = {closed}\nretries = 1\n"
+    studio.edit_config(lambda text: text.replace(live, dead, 1))
+    failed = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    assert failed.returncode == 1
+    journal = Journal(studio.config.journal_path())
+    job = journal.jobs()[0]
+    tried = [row for row in journal.files(job.id) if row.status == "failed"]
+    # Only the files already started (files_in_flight = 8) wait out the retries; the
+    # others are not started against storage that does not answer.
+    assert 1 <= len(tried) <= 8
+    untried = frames - len(tried)
+    description = json.loads(studio.session().get("Job", job.ftrack_job_id)["data"])["description"]
+    assert f"{len(tried)} of {frames} files failed; first: " in description
+    assert "Connection refused" in description
+    assert description.endswith(
+        f"{untried} other files not tried after that (the storage is not answering); "
+        f"`ftrack-transfer retry {job.id}` sends them. 0 files arrived; 0 of 1 components are "
+        f"available at {la}"
+    ), description
+    studio.edit_config(lambda text: text.replace(dead, live, 1))
+    retried = cli(studio, "retry", job.id, "--wait")
+    assert retried.returncode == 0, retried.stderr
+    failed_files = "1 failed file" if len(tried) == 1 else f"{len(tried)} failed files"
+    assert f"{failed_files} and {untried} not tried queued again" in retried.stdout
+    assert studio.availability([published.components["plate"]], "la") == [100.0]
+    assert studio.read(published.components["plate"], "la") == [
+        path.read_bytes() for path in sorted(published.files["plate"])
+    ]
 
 
 def test_cancel_stops_a_running_send_cleanly(studio: StudioCase) -> None:

@@ -15,6 +15,7 @@ import threading
 import pytest
 from ftrack_transfer.transfer.journal import Journal
 from ftrack_transfer.transfer.selection import PAGE_SIZE
+from ftrack_transfer.transfer.units import counted
 
 from tests.fixtures.studio import StudioCase
 
@@ -144,7 +145,7 @@ def test_a_very_large_send_has_bounded_memory_and_ftrack_requests(
     for files in sizes:
         result, peak, kinds = large_send(studio, ledger, files)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert f"done: sent {files // 500} components ({files} files" in result.stderr
+        assert f"done: sent {counted(files // 500, 'component')} ({files} files" in result.stderr
         assert peak > 0
         sequences = math.ceil(files / 500)
         components = files + sequences

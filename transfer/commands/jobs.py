@@ -13,6 +13,7 @@ from ..config import load_config
 from ..engine import cancel_job
 from ..errors import JobError
 from ..journal import FINISHED, Journal, owner_alive
+from ..units import counted
 from .running import run_or_follow
 
 
@@ -61,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         cancel_requested_by=None,
         finished=None,
     )
-    console.print(
-        f"retrying job {job.id}: {reset} failed files queued again; files that arrived are kept"
-    )
+    unsent = len(journal.files(job.id, ["pending"])) - reset
+    queued = counted(reset, "failed file") + (f" and {unsent} not tried" if unsent > 0 else "")
+    console.print(f"retrying job {job.id}: {queued} queued again; files that arrived are kept")
     return run_or_follow(
         journal, config, job.id, wait=getattr(args, "wait", False), console=console
     )
