@@ -610,8 +610,9 @@ class JobRunner:
             message = (
                 f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
                 + (
-                    f"{counted(unsent, 'other file')} not tried after that (the storage is not "
-                    f"answering); `ftrack-transfer retry {job.id}` sends them. "
+                    f"{counted(unsent, 'other file')} not tried after that, as the same "
+                    f"would stop them; `ftrack-transfer retry {job.id}` sends them once it is "
+                    "fixed. "
                     if unsent > 0
                     else ""
                 )

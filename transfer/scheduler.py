@@ -24,7 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from ..accessors.base import WrittenChunk
-from ..accessors.errors import TransientAccessorError, VerificationError
+from ..accessors.errors import (
+    AccessorConfigurationError,
+    TransientAccessorError,
+    VerificationError,
+)
 from .direct import Endpoints, offsets
 from .retry import Cancelled
 
@@ -109,9 +113,11 @@ class Scheduler:
         self.name = name
         self.active: dict[int, FileTask] = {}
         self._futures: dict[Future, tuple[str, FileTask]] = {}
-        #: Legs (by their Endpoints) where a file ran out of retries on a transient
-        #: failure: the storage is down, and every other file would wait out the same
-        #: retries. Their files not started yet stay pending, for a retry of the job.
+        #: Legs (by their Endpoints) where a file failed on the storage rather than on
+        #: itself: retries used up on a transient failure (the storage is down) or a
+        #: configuration error (no such root or bucket, credentials refused). Every other
+        #: file would fail the same way, so those not started yet stay pending, for a
+        #: retry of the job once the storage is back or fixed.
         self.given_up: dict[int, BaseException] = {}
         self.not_started = 0
 
@@ -273,11 +279,11 @@ class Scheduler:
             return
         task.failed = True
         self.active.pop(id(task), None)
-        if isinstance(error, TransientAccessorError):
-            # Its chunks stay, so a retry of the job continues it.
+        if isinstance(error, TransientAccessorError | AccessorConfigurationError):
             self.given_up.setdefault(id(task.endpoints), error)
-        elif task.token:
-            # A permanent failure will not be resumed: remove the temporary now.
+        if task.token and not isinstance(error, TransientAccessorError):
+            # A permanent failure will not be resumed: remove the temporary now. A
+            # transient one keeps its chunks so a retry of the job continues it.
             task.endpoints.abort(task.dest_ri, task.token)
             self.listener.on_restart(task)
         self.listener.on_failed(task, error)

@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from ftrack_transfer.transfer.journal import Journal
 
 from tests.fixtures.ftrack import wait_until
 from tests.fixtures.storage import read_only_directory
-from tests.fixtures.studio import StudioCase, partial_files
+from tests.fixtures.studio import BUCKET, StudioCase, partial_files
 
 
 def cli(
@@ -176,41 +177,48 @@ def test_status_then_retry_sends_only_what_did_not_arrive(studio: StudioCase) ->
     assert session.get("Job", job.ftrack_job_id)["status"] == "done"
 
 
-def test_a_destination_that_stops_answering_fails_the_send_once_and_retry_sends_the_rest(
-    studio: StudioCase,
+@pytest.mark.parametrize("breakage", ["sftp server down", "s3 bucket missing"])
+def test_a_broken_destination_fails_the_send_once_and_retry_sends_the_rest(
+    studio: StudioCase, breakage: str
 ) -> None:
     frames = 40
     published = studio.publish(sequences={"plate": (frames, 100)})
-    hq, la = studio.names["hq"], studio.names["la"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]  # nothing listens here once closed
-    live, dead = f"port = {studio.sftp.port}\n", f"port = {closed}\nretries = 1\n"
-    studio.edit_config(lambda text: text.replace(live, dead, 1))
-    failed = cli(studio, "send", "--from", hq, "--to", la, published.version_id, "--wait")
+    hq = studio.names["hq"]
+    if breakage == "sftp server down":
+        role, reason = "la", "Connection refused"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()[1]  # nothing listens here once closed
+        good, bad = f"port = {studio.sftp.port}\n", f"port = {closed}\nretries = 1\n"
+    else:
+        role, reason = "cloud", "does not exist; create it or fix the location's bucket"
+        good, bad = f'bucket = "{BUCKET}"\n', 'bucket = "no-such-bucket"\n'
+    destination = studio.names[role]
+    studio.edit_config(lambda text: text.replace(good, bad, 1))
+    failed = cli(studio, "send", "--from", hq, "--to", destination, published.version_id, "--wait")
     assert failed.returncode == 1
     journal = Journal(studio.config.journal_path())
     job = journal.jobs()[0]
     tried = [row for row in journal.files(job.id) if row.status == "failed"]
-    # Only the files already started (files_in_flight = 8) wait out the retries; the
-    # others are not started against storage that does not answer.
+    # Only the files already started (files_in_flight = 8) meet the broken storage; the
+    # others are not started, as they would fail the same way.
     assert 1 <= len(tried) <= 8
     untried = frames - len(tried)
     description = json.loads(studio.session().get("Job", job.ftrack_job_id)["data"])["description"]
     assert f"{len(tried)} of {frames} files failed; first: " in description
-    assert "Connection refused" in description
+    assert reason in description
     assert description.endswith(
-        f"{untried} other files not tried after that (the storage is not answering); "
-        f"`ftrack-transfer retry {job.id}` sends them. 0 files arrived; 0 of 1 components are "
-        f"available at {la}"
+        f"{untried} other files not tried after that, as the same would stop them; "
+        f"`ftrack-transfer retry {job.id}` sends them once it is fixed. 0 files arrived; "
+        f"0 of 1 components are available at {destination}"
     ), description
-    studio.edit_config(lambda text: text.replace(dead, live, 1))
+    studio.edit_config(lambda text: text.replace(bad, good, 1))
     retried = cli(studio, "retry", job.id, "--wait")
     assert retried.returncode == 0, retried.stderr
     failed_files = "1 failed file" if len(tried) == 1 else f"{len(tried)} failed files"
     assert f"{failed_files} and {untried} not tried queued again" in retried.stdout
-    assert studio.availability([published.components["plate"]], "la") == [100.0]
-    assert studio.read(published.components["plate"], "la") == [
+    assert studio.availability([published.components["plate"]], role) == [100.0]
+    assert studio.read(published.components["plate"], role) == [
         path.read_bytes() for path in sorted(published.files["plate"])
     ]
 
