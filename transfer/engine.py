@@ -611,7 +611,7 @@ class JobRunner:
                 f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
                 + (
                     f"{counted(unsent, 'other file')} not tried after that, as the same "
-                    f"would stop them; `ftrack-transfer retry {job.id}` sends them once it is "
+                    f"failure would stop them; `ftrack-transfer retry {job.id}` sends them once it is "
                     "fixed. "
                     if unsent > 0
                     else ""

@@ -3,8 +3,9 @@
 Selections come from the web UI (``{"entityId", "entityType"}`` with the UI's legacy
 type names: ``show`` for a project, ``task`` for every typed context) or from the command
 line (an id, or a readable path such as ``demo/sq010/sh0010/compositing``,
-``demo/sq010/sh0010/plate/v002`` or a component as plans label it). Both become :class:`EntityRef` values with ftrack
-schema type names; resolving costs a bounded number of queries, not one per entity.
+``demo/sq010/sh0010/plate/v002`` or a component as plans label it). Both become
+:class:`EntityRef` values with ftrack schema type names; resolving costs a bounded number
+of queries, not one per entity.
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ def test_a_broken_destination_fails_the_send_once_and_retry_sends_the_rest(
     assert f"{len(tried)} of {frames} files failed; first: " in description
     assert reason in description
     assert description.endswith(
-        f"{untried} other files not tried after that, as the same would stop them; "
+        f"{untried} other files not tried after that, as the same failure would stop them; "
         f"`ftrack-transfer retry {job.id}` sends them once it is fixed. 0 files arrived; "
         f"0 of 1 components are available at {destination}"
     ), description
