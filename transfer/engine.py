@@ -736,6 +736,8 @@ def cancel_job(journal: Journal, config: SitesConfig, job_id: str, username: str
     message = (
         f"cancelled by {username}; {progress.components_registered} of {progress.components_total} "
         f"components arrived and stay available at {', '.join(job.destinations)}"
+        if job.status not in ("queued", "planning")
+        else f"cancelled by {username} before it started"
     )
     journal.update_job(
         job_id, status="cancelled", message=message, finished=time.time(), owner=None

@@ -259,3 +259,21 @@ def test_cancel_stops_a_running_send_cleanly(studio: StudioCase) -> None:
     assert partial_files(studio.roots["la"]) == []
     assert studio.availability([published.components["small"]], "la") == [100.0]
     assert studio.availability([published.components["big"]], "la") == [0.0]
+
+
+def test_cancel_of_a_queued_send_says_it_never_started(studio: StudioCase) -> None:
+    published = studio.publish(files={"main": 1000})
+    hq, la = studio.names["hq"], studio.names["la"]
+    queued = cli(studio, "send", "--from", hq, "--to", la, published.version_id)
+    assert queued.returncode == 0, queued.stderr
+    assert "no serve is running on this journal" in queued.stdout
+    journal = Journal(studio.config.journal_path())
+    job = journal.jobs()[0]
+    assert job.status == "queued"
+    result = cli(studio, "cancel", job.id)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip() == f"job {job.id} cancelled: cancelled by pipeline before it started"
+    )
+    assert journal.job(job.id).status == "cancelled"
+    assert studio.availability([published.components["main"]], "la") == [0.0]
