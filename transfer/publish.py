@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import os
 import re
 from collections.abc import Sequence
@@ -41,10 +42,24 @@ class Item:
     sequence: bool
 
 
+def _expand(paths: Sequence[str]) -> list[str]:
+    """Wildcards expanded here too: Windows shells pass ``comp.*.exr`` through as it is."""
+    expanded: dict[str, None] = {}
+    for raw in paths:
+        if not Path(raw).expanduser().exists() and any(c in raw for c in "*?["):
+            matches = sorted(glob.glob(os.path.expanduser(raw)))
+            if not matches:
+                raise SelectionError(f"{raw} matches no file; check the name and the folder")
+            expanded.update(dict.fromkeys(matches))
+        else:
+            expanded[raw] = None
+    return list(expanded)
+
+
 def group_files(paths: Sequence[str]) -> list[Item]:
     """Group frame-numbered files into sequences; everything else stays a single file."""
     by_dir: dict[str, list[str]] = {}
-    for raw in paths:
+    for raw in _expand(paths):
         path = Path(raw).expanduser()
         if not path.is_file():
             raise SelectionError(

@@ -81,6 +81,27 @@ def test_publish_a_sequence_and_a_movie_and_send_them_home(
     )
 
 
+def test_wildcards_a_windows_shell_leaves_as_they_are_are_expanded(
+    studio: StudioCase, tmp_path: Path
+) -> None:
+    paths = frames(tmp_path / "work", "plate", 3, 100)
+    asset = f"plate-{studio.uid}"
+    base = ["publish", "--location", studio.names["vendor"], "--task", TASK, "--asset", asset]
+    nothing = str(tmp_path / "work" / "nope.*.exr")
+    missing = vendor_cli(studio, *base, nothing)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"ftrack-transfer publish: {nothing} matches no file; check the name and the folder"
+    )
+    assert components_of(studio, asset) == {}
+    result = vendor_cli(studio, *base, "--no-wait", str(tmp_path / "work" / "plate.*.exr"))
+    assert result.returncode == 0, result.stderr
+    assert "with 1 component at" in result.stdout
+    components = components_of(studio, asset)
+    assert list(components) == ["main"]
+    assert studio.read(components["main"], "vendor") == [Path(p).read_bytes() for p in paths]
+
+
 def test_a_vendor_cannot_publish_into_a_task_not_assigned_to_them(
     studio: StudioCase, tmp_path: Path
 ) -> None:

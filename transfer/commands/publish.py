@@ -35,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         "--no-wait", action="store_true", help="queue the send home and return at once"
     )
     parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="files; frame-numbered files form sequences"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or wildcards (comp.*.exr); frame-numbered files form sequences",
     )
 
 
