@@ -124,6 +124,31 @@ def test_dry_run_prints_the_plan_and_writes_nothing(studio: StudioCase) -> None:
     assert studio.journal().jobs() == []
 
 
+def test_several_destinations_by_repeating_to_or_with_commas(studio: StudioCase) -> None:
+    published = studio.publish(files={"main": 2048})
+    hq, la, cloud = studio.names["hq"], studio.names["la"], studio.names["cloud"]
+    plans = []
+    for to in (
+        ["--to", la, "--to", cloud],
+        ["--to", f"{la},{cloud}"],
+        ["--to", f"{la}, {cloud}", "--to", la],
+    ):
+        result = cli(studio, "send", "--from", hq, *to, published.version_id, "--dry-run")
+        assert result.returncode == 0, result.stderr
+        plans.append(next(line for line in result.stdout.splitlines() if "Plan: " in line).strip())
+    assert (
+        plans
+        == [
+            f"Plan: 1 component (1 file, 2.0 KiB) from {hq} to {la}; "
+            f"1 component (1 file, 2.0 KiB) from {hq} to {cloud}"
+        ]
+        * 3
+    )
+    unknown = cli(studio, "send", "--from", hq, "--to", f"{la},nowhere", published.version_id)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(f'ftrack-transfer send: unknown location "{la},nowhere"; ')
+
+
 def test_assets_versions_and_components_are_named_by_path_or_by_their_plan_label(
     studio: StudioCase,
 ) -> None:

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from ..config import load_config
+from ..config import SitesConfig, load_config
 from ..engine import configured_locations, submit
 from ..errors import SelectionError
 from ..ftrack_session import open_session
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     )
     parser.add_argument(
         "--to", dest="destinations", required=True, action="append", metavar="DST",
-        help="destination location (repeat for several)",
+        help="destination location (repeat, or separate with commas, for several)",
     )  # fmt: skip
     parser.add_argument(
         "entities", nargs="+", metavar="ENTITY",
@@ -80,8 +80,20 @@ def print_plan(plan: Plan) -> None:
     table_console().print(table)
 
 
+def destinations(config: SitesConfig, values: list[str]) -> list[str]:
+    """``--to la --to cloud`` or ``--to la,cloud`` (unless a location is named so),
+    each location once."""
+    names: dict[str, None] = {}
+    for value in values:
+        pieces = [piece.strip() for piece in value.split(",")]
+        split = value not in config.locations and all(p in config.locations for p in pieces)
+        names.update(dict.fromkeys(pieces if split else [value]))
+    return list(names)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    args.destinations = destinations(config, args.destinations)
     for name in [args.source, *args.destinations]:
         config.location(name)
     if args.source in args.destinations:
