@@ -40,6 +40,7 @@ from .errors import (
     UnsafeResourceIdentifierError,
     VerificationError,
     from_os_error,
+    named,
 )
 from .streams import ChunkStreamWriter, stream_mode
 from .writeback import start_writeback
@@ -173,7 +174,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
         if stream_mode(mode, resource_identifier) == "w":
             if os.path.isdir(path):
                 raise ResourceInvalidError(
-                    f"Cannot write {resource_identifier!r} on {self.describe()}: it is a container",
+                    f"Cannot write {named(resource_identifier)} on {self.describe()}: it is a container",
                     "open",
                     resource_identifier,
                 )
@@ -207,7 +208,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                 os.mkdir(path)
             except FileNotFoundError:
                 raise ParentResourceNotFoundError(
-                    f"Cannot make container {resource_identifier!r} on {self.describe()}: "
+                    f"Cannot make container {named(resource_identifier)} on {self.describe()}: "
                     "its parent does not exist (make it first, or make containers recursively)",
                     "make container",
                     resource_identifier,
@@ -224,7 +225,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
             st = os.stat(path)
         if not os.path.isfile(path):
             raise ResourceInvalidError(
-                f"Cannot stat {resource_identifier!r} on {self.describe()}: not a file",
+                f"Cannot stat {named(resource_identifier)} on {self.describe()}: not a file",
                 "stat",
                 resource_identifier,
             )
@@ -261,7 +262,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
         temporary, final = self._temporary(resource_identifier, token)
         if os.path.isdir(final):
             raise ResourceInvalidError(
-                f"Cannot write {resource_identifier!r} on {self.describe()}: it is a container",
+                f"Cannot write {named(resource_identifier)} on {self.describe()}: it is a container",
                 "write",
                 resource_identifier,
             )
@@ -293,7 +294,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                 os.close(fd)
         if not same:
             raise VerificationError(
-                f"Cannot write {resource_identifier!r} on {self.describe()}: the chunk at "
+                f"Cannot write {named(resource_identifier)} on {self.describe()}: the chunk at "
                 f"byte {offset} ({len(data)} bytes) reads back different from what was "
                 "written; check the disk and file system",
                 "write_chunk",
@@ -320,7 +321,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
                     found = os.fstat(fd).st_size
                 if found != size:
                     raise VerificationError(
-                        f"Cannot commit {resource_identifier!r} on {self.describe()}: "
+                        f"Cannot commit {named(resource_identifier)} on {self.describe()}: "
                         f"{found} bytes written, {size} expected",
                         "commit_write",
                         resource_identifier,
@@ -395,7 +396,7 @@ class DiskAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, C
             for chunk, found in zip(ordered, pool.map(digest, ordered), strict=True):
                 if found != chunk.sha256:
                     raise VerificationError(
-                        f"Cannot commit {resource_identifier!r} on {self.describe()}: the chunk "
+                        f"Cannot commit {named(resource_identifier)} on {self.describe()}: the chunk "
                         f"at byte {chunk.offset} ({chunk.length} bytes) differs from the source "
                         "(SHA-256 mismatch)",
                         "commit_write",

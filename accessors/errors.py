@@ -14,6 +14,11 @@ import errno
 import ftrack_api.exception as fe
 
 
+def named(resource_identifier: str) -> str:
+    """A resource as messages name it: quoted, or "the root" for the empty identifier."""
+    return repr(resource_identifier) if resource_identifier else "the root"
+
+
 class _PlainMessage:
     message: str
 

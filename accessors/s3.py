@@ -38,6 +38,7 @@ from .errors import (
     ResourceNotFoundError,
     TransientAccessorError,
     UnsupportedOperationError,
+    named,
 )
 from .retry import RetryPolicy
 from .s3_errors import NOT_FOUND, STREAM_ERRORS, error_code, map_error
@@ -248,12 +249,12 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
         if not found and relative:
             if self.is_file(resource_identifier):
                 raise ResourceInvalidError(
-                    f"Cannot list {resource_identifier!r} on {self.describe()}: not a container",
+                    f"Cannot list {named(resource_identifier)} on {self.describe()}: not a container",
                     "list",
                     resource_identifier,
                 )
             raise ResourceNotFoundError(
-                f"Cannot list {resource_identifier!r} on {self.describe()}: no such container",
+                f"Cannot list {named(resource_identifier)} on {self.describe()}: no such container",
                 "list",
                 resource_identifier,
             )
@@ -286,7 +287,7 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
         if stream_mode(mode, resource_identifier) == "w":
             if paths.safe_relative(resource_identifier) and self.is_container(resource_identifier):
                 raise ResourceInvalidError(
-                    f"Cannot write {resource_identifier!r} on {self.describe()}: it is a container",
+                    f"Cannot write {named(resource_identifier)} on {self.describe()}: it is a container",
                     "open",
                     resource_identifier,
                 )
@@ -319,14 +320,14 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
         others = [e for e in listing.get("Contents", []) if e["Key"] != marker]
         if others or listing.get("CommonPrefixes"):
             raise ContainerNotEmptyError(
-                f"Cannot remove {resource_identifier!r} on {self.describe()}: the container is "
+                f"Cannot remove {named(resource_identifier)} on {self.describe()}: the container is "
                 "not empty",
                 "remove",
                 resource_identifier,
             )
         if not listing.get("Contents"):
             raise ResourceNotFoundError(
-                f"Cannot remove {resource_identifier!r} on {self.describe()}: no such file or "
+                f"Cannot remove {named(resource_identifier)} on {self.describe()}: no such file or "
                 "container",
                 "remove",
                 resource_identifier,
@@ -344,14 +345,14 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
             return
         if self.is_file(resource_identifier):
             raise ResourceInvalidError(
-                f"Cannot make container {resource_identifier!r} on {self.describe()}: it is a file",
+                f"Cannot make container {named(resource_identifier)} on {self.describe()}: it is a file",
                 "make container",
                 resource_identifier,
             )
         parent = paths.parent(relative)
         if not recursive and parent and not self.is_container(parent):
             raise ParentResourceNotFoundError(
-                f"Cannot make container {resource_identifier!r} on {self.describe()}: its "
+                f"Cannot make container {named(resource_identifier)} on {self.describe()}: its "
                 "parent does not exist (make it first, or make containers recursively)",
                 "make container",
                 resource_identifier,
@@ -397,12 +398,12 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
                 resource_identifier
             ):
                 raise ResourceInvalidError(
-                    f"Cannot stat {resource_identifier!r} on {self.describe()}: not a file",
+                    f"Cannot stat {named(resource_identifier)} on {self.describe()}: not a file",
                     "stat",
                     resource_identifier,
                 )
             raise ResourceNotFoundError(
-                f"Cannot stat {resource_identifier!r} on {self.describe()}: no such file",
+                f"Cannot stat {named(resource_identifier)} on {self.describe()}: no such file",
                 "stat",
                 resource_identifier,
             )
@@ -440,7 +441,7 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
 
         def give_up(error: BaseException, attempts: int) -> TransientAccessorError:
             return TransientAccessorError(
-                f"Cannot {operation} {resource_identifier!r} on {self.describe()}: {error} "
+                f"Cannot {operation} {named(resource_identifier)} on {self.describe()}: {error} "
                 f"(gave up after {attempts} attempts)",
                 operation,
                 resource_identifier,
@@ -453,7 +454,7 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
                 lambda: work(client),
                 is_transient=lambda e: isinstance(e, STREAM_ERRORS),
                 give_up=give_up,
-                what=f"{operation} {resource_identifier!r} on {self.describe()}",
+                what=f"{operation} {named(resource_identifier)} on {self.describe()}",
             ),
         )
 
@@ -465,7 +466,7 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
         head = self._head(resource_identifier)
         if head is None:
             raise ResourceNotFoundError(
-                f"Cannot checksum {resource_identifier!r} on {self.describe()}: no such file",
+                f"Cannot checksum {named(resource_identifier)} on {self.describe()}: no such file",
                 "checksum",
                 resource_identifier,
             )

@@ -33,7 +33,7 @@ from .base import (
     WrittenChunk,
     chunk_digest,
 )
-from .errors import ResourceInvalidError, ResourceNotFoundError, VerificationError
+from .errors import ResourceInvalidError, ResourceNotFoundError, VerificationError, named
 from .s3_errors import DIGEST, error_code
 
 T = TypeVar("T")
@@ -117,14 +117,14 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
             )
         if chunk_size < MIN_PART and size > chunk_size:
             raise ResourceInvalidError(
-                f"Cannot write {resource_identifier!r} on {self.describe()} in chunks of "
+                f"Cannot write {named(resource_identifier)} on {self.describe()} in chunks of "
                 f"{chunk_size} bytes: S3 parts must be at least 5 MiB (except the last)",
                 "write",
                 resource_identifier,
             )
         if size > chunk_size * MAX_PARTS:
             raise ResourceInvalidError(
-                f"Cannot write {resource_identifier!r} on {self.describe()}: {size} bytes in "
+                f"Cannot write {named(resource_identifier)} on {self.describe()}: {size} bytes in "
                 f"chunks of {chunk_size} is more than S3's {MAX_PARTS} parts",
                 "write",
                 resource_identifier,
@@ -204,7 +204,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         if echoed is not None:
             if echoed != b64(sha256):
                 raise VerificationError(
-                    f"{what} of {resource_identifier!r} on {self.describe()} was stored with "
+                    f"{what} of {named(resource_identifier)} on {self.describe()} was stored with "
                     "another SHA-256 than the data sent",
                     "write",
                     resource_identifier,
@@ -217,7 +217,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         if re.fullmatch(r"[0-9a-f]{32}", etag):
             if etag != (md5 or hashlib.md5(data, usedforsecurity=False).digest()).hex():
                 raise VerificationError(
-                    f"{what} of {resource_identifier!r} on {self.describe()} was stored with "
+                    f"{what} of {named(resource_identifier)} on {self.describe()} was stored with "
                     "another MD5 than the data sent",
                     "write",
                     resource_identifier,
@@ -369,7 +369,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                     problem = "differs from the source (SHA-256 mismatch)"
             if problem:
                 raise VerificationError(
-                    f"Cannot commit {resource_identifier!r} on {self.describe()}: part {number} "
+                    f"Cannot commit {named(resource_identifier)} on {self.describe()}: part {number} "
                     f"(byte {chunk.offset}) {problem}",
                     "commit_write",
                     resource_identifier,
@@ -409,7 +409,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
             problem = self._read_back(resource_identifier, ordered)
         if problem:
             raise VerificationError(
-                f"Cannot commit {resource_identifier!r} on {self.describe()}: {problem}",
+                f"Cannot commit {named(resource_identifier)} on {self.describe()}: {problem}",
                 "commit_write",
                 resource_identifier,
             )
@@ -511,7 +511,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 lambda c: c.delete_object(Bucket=self.bucket, Key=key),
             )
             raise VerificationError(
-                f"Cannot write {resource_identifier!r} on {self.describe()}: {problem}",
+                f"Cannot write {named(resource_identifier)} on {self.describe()}: {problem}",
                 "put_small",
                 resource_identifier,
             )
@@ -585,7 +585,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 lambda c: c.delete_object(Bucket=self.bucket, Key=key),
             )
             raise VerificationError(
-                f"Copy of {source_identifier!r} to {resource_identifier!r} on {self.describe()} "
+                f"Copy of {source_identifier!r} to {named(resource_identifier)} on {self.describe()} "
                 f"failed verification: {problem}",
                 "copy",
                 resource_identifier,

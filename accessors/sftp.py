@@ -51,6 +51,7 @@ from .errors import (
     UnsupportedOperationError,
     VerificationError,
     from_os_error,
+    named,
 )
 from .retry import RetryPolicy
 from .sftp_connect import SSH_CLIENTS, Connector, Endpoint, SftpConnection
@@ -229,7 +230,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         def give_up(error: BaseException, attempts: int) -> TransientAccessorError:
             reason = str(error) or type(error).__name__
             return TransientAccessorError(
-                f"Cannot {operation} {resource_identifier!r} on {self.describe()}: {reason} "
+                f"Cannot {operation} {named(resource_identifier)} on {self.describe()}: {reason} "
                 f"(gave up after {attempts} attempts)",
                 operation,
                 resource_identifier,
@@ -240,7 +241,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
                 attempt,
                 is_transient=is_transient,
                 give_up=give_up,
-                what=f"{operation} {resource_identifier!r} on {self.describe()}",
+                what=f"{operation} {named(resource_identifier)} on {self.describe()}",
             )
         except (TransientAccessorError, AccessorConfigurationError):
             raise
@@ -297,7 +298,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         names = self._run("list", resource_identifier, work)
         if names is None:
             raise ResourceInvalidError(
-                f"Cannot list {resource_identifier!r} on {self.describe()}: not a container",
+                f"Cannot list {named(resource_identifier)} on {self.describe()}: not a container",
                 "list",
                 resource_identifier,
             )
@@ -330,7 +331,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         if stream_mode(mode, resource_identifier) == "w":
             if self.is_container(resource_identifier):
                 raise ResourceInvalidError(
-                    f"Cannot write {resource_identifier!r} on {self.describe()}: it is a container",
+                    f"Cannot write {named(resource_identifier)} on {self.describe()}: it is a container",
                     "open",
                     resource_identifier,
                 )
@@ -367,7 +368,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
 
         if not self._run("remove", resource_identifier, work):
             raise ContainerNotEmptyError(
-                f"Cannot remove {resource_identifier!r} on {self.describe()}: the container is "
+                f"Cannot remove {named(resource_identifier)} on {self.describe()}: the container is "
                 "not empty",
                 "remove",
                 resource_identifier,
@@ -426,7 +427,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         relative = paths.safe_relative(resource_identifier)
         if not self.local_root:
             raise UnsupportedOperationError(
-                f"No local path for {resource_identifier!r} on {self.describe()}: set the "
+                f"No local path for {named(resource_identifier)} on {self.describe()}: set the "
                 "location's local_root where this host mounts the same root",
                 "get_filesystem_path",
                 resource_identifier,
@@ -450,13 +451,13 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         attributes = self._attributes(resource_identifier)
         if attributes is None:
             raise ResourceNotFoundError(
-                f"Cannot stat {resource_identifier!r} on {self.describe()}: no such file",
+                f"Cannot stat {named(resource_identifier)} on {self.describe()}: no such file",
                 "stat",
                 resource_identifier,
             )
         if not stat_module.S_ISREG(attributes.st_mode or 0):
             raise ResourceInvalidError(
-                f"Cannot stat {resource_identifier!r} on {self.describe()}: not a file",
+                f"Cannot stat {named(resource_identifier)} on {self.describe()}: not a file",
                 "stat",
                 resource_identifier,
             )
@@ -629,7 +630,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
     def _check_size(self, resource_identifier: str, found: int | None, size: int) -> None:
         if found != size:
             raise VerificationError(
-                f"Cannot commit {resource_identifier!r} on {self.describe()}: {found} bytes "
+                f"Cannot commit {named(resource_identifier)} on {self.describe()}: {found} bytes "
                 f"written, {size} expected",
                 "commit_write",
                 resource_identifier,
@@ -671,7 +672,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             for chunk, found in zip(ordered, pool.map(digest, ordered), strict=True):
                 if found != chunk.sha256:
                     raise VerificationError(
-                        f"Cannot commit {resource_identifier!r} on {self.describe()}: the chunk "
+                        f"Cannot commit {named(resource_identifier)} on {self.describe()}: the chunk "
                         f"at byte {chunk.offset} ({chunk.length} bytes) differs from the source "
                         "(SHA-256 mismatch)",
                         "commit_write",

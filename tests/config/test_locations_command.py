@@ -163,7 +163,7 @@ root = {{ windows = "P:\\\\projects" }}
     assert [rows[name][7] for name in ("hq", "la", "cloud")] == ["reachable"] * 3
     assert rows["paris"][7:] == [
         "not reachable",
-        f"Cannot check '' on sftp {getpass.getuser()}@127.0.0.1:{closed}/srv/projects: [Errno 111] "
+        f"Cannot check the root on sftp {getpass.getuser()}@127.0.0.1:{closed}/srv/projects: [Errno 111] "
         "Connection refused (gave up after 1 attempts)",
     ]
     assert rows["nas"][7:] == [
