@@ -118,7 +118,7 @@ class Scheduler:
         #: configuration error (no such root or bucket, credentials refused). Every other
         #: file would fail the same way, so those not started yet stay pending, for a
         #: retry of the job once the storage is back or fixed.
-        self.given_up: dict[int, BaseException] = {}
+        self.given_up: set[int] = set()
         self.not_started = 0
 
     def run(self, tasks: Iterable[FileTask], drivers: Sequence[Any] = ()) -> None:
@@ -280,7 +280,7 @@ class Scheduler:
         task.failed = True
         self.active.pop(id(task), None)
         if isinstance(error, TransientAccessorError | AccessorConfigurationError):
-            self.given_up.setdefault(id(task.endpoints), error)
+            self.given_up.add(id(task.endpoints))
         if task.token and not isinstance(error, TransientAccessorError):
             # A permanent failure will not be resumed: remove the temporary now. A
             # transient one keeps its chunks so a retry of the job continues it.
