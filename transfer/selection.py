@@ -60,11 +60,6 @@ class EntityRef:
         }.get(self.entity_type, "context")
 
 
-def is_id(value: str) -> bool:
-    """Whether *value* has the shape of an ftrack id (a UUID)."""
-    return bool(_UUID.match(value))
-
-
 def quote_ids(ids: Iterable[str]) -> str:
     """``("a", "b")`` for an ``in`` clause; ids are checked to be UUID-shaped first."""
     checked = []
@@ -139,6 +134,25 @@ def resolve(session: Any, specs: Sequence[str]) -> list[EntityRef]:
     return result
 
 
+def project_ref(session: Any, project: str) -> EntityRef:
+    """The project named (or with the id) *project*; else a message listing projects."""
+    name = project.strip()
+    if _UUID.match(name):
+        row = session.query(f"select id, name from Project where id in {quote_ids([name])}").first()
+        if row is not None:
+            return EntityRef("Context", row["id"], row["name"])
+    elif name and '"' not in name:
+        found = _context_by_path(session, [name])
+        if found is not None:
+            return found
+    names = sorted(p["name"] for p in session.query("select name from Project"))
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    raise SelectionError(
+        f"unknown project {project!r}; projects in ftrack: {shown or 'none'} "
+        "(--project takes a project's name or id)"
+    )
+
+
 def _resolve_path(session: Any, spec: str) -> EntityRef:
     """A context, ``<context>/<asset>``, ``<context>/<asset>/v002`` or
     ``<context>/<asset>/v002/<component>``; also a component as plans and Jobs label it,
@@ -196,7 +210,7 @@ def _split_label(parts: list[str]) -> list[str]:
 def _version_by_path(
     session: Any, spec: str, context_parts: Sequence[str], asset_name: str, tag: str, hint: str
 ) -> str:
-    context = _context_by_path(session, context_parts) if context_parts else None
+    context = _context_by_path(session, context_parts)
     if context is None:
         raise SelectionError(
             f"unknown entity {spec!r}: no context {'/'.join(context_parts)!r}; {hint}"

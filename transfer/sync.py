@@ -20,7 +20,7 @@ from .errors import SelectionError
 from .journal import Journal
 from .planner import Filters, Plan, Planner
 from .progress import Subscriber
-from .selection import EntityRef, is_id, quote_ids
+from .selection import project_ref
 from .units import counted
 
 logger = logging.getLogger(__name__)
@@ -108,24 +108,3 @@ def run_sync(
     ).run()
     job = journal.job(job_id)
     return SyncResult(status, job.message, job_id, plan)
-
-
-def project_ref(session: Any, project: str) -> EntityRef:
-    """The project named (or with the id) *project*; else a message listing projects."""
-    name = project.strip()
-    if is_id(name):
-        found = session.query(
-            f"select id, name from Project where id in {quote_ids([name])}"
-        ).first()
-    elif name and '"' not in name:
-        found = session.query(f'select id, name from Project where name is "{name}"').first()
-    else:
-        found = None
-    if found is not None:
-        return EntityRef("Context", found["id"], found["name"])
-    names = sorted(p["name"] for p in session.query("select name from Project"))
-    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-    raise SelectionError(
-        f"unknown project {project!r}; projects in ftrack: {shown or 'none'} "
-        "(--project takes a project's name or id)"
-    )
