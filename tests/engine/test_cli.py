@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 from ftrack_transfer.transfer.journal import Journal
+from ftrack_transfer.transfer.units import counted
 
+from tests.config.helpers import free_port
 from tests.fixtures.ftrack import wait_until
 from tests.fixtures.storage import read_only_directory
 from tests.fixtures.studio import BUCKET, StudioCase, partial_files
@@ -211,10 +212,7 @@ def test_a_broken_destination_fails_the_send_once_and_retry_sends_the_rest(
     hq = studio.names["hq"]
     if breakage == "sftp server down":
         role, reason = "la", "Connection refused"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            closed = probe.getsockname()[1]  # nothing listens here once closed
-        good, bad = f"port = {studio.sftp.port}\n", f"port = {closed}\nretries = 1\n"
+        good, bad = f"port = {studio.sftp.port}\n", f"port = {free_port()}\nretries = 1\n"
     else:
         role, reason = "cloud", "does not exist; create it or fix the location's bucket"
         good, bad = f'bucket = "{BUCKET}"\n', 'bucket = "no-such-bucket"\n'
@@ -240,8 +238,10 @@ def test_a_broken_destination_fails_the_send_once_and_retry_sends_the_rest(
     studio.edit_config(lambda text: text.replace(bad, good, 1))
     retried = cli(studio, "retry", job.id, "--wait")
     assert retried.returncode == 0, retried.stderr
-    failed_files = "1 failed file" if len(tried) == 1 else f"{len(tried)} failed files"
-    assert f"{failed_files} and {untried} not tried queued again" in retried.stdout
+    assert (
+        f"{counted(len(tried), 'failed file')} and {untried} not tried queued again"
+        in retried.stdout
+    )
     assert studio.availability([published.components["plate"]], role) == [100.0]
     assert studio.read(published.components["plate"], role) == [
         path.read_bytes() for path in sorted(published.files["plate"])
