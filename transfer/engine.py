@@ -329,7 +329,6 @@ class JobRunner:
         self._bytes_done = progress.bytes_done
         self._files_done = progress.files_done
         self._files_failed = 0
-        self._not_started = 0
         self._bytes_total = progress.bytes_total
         self._files_total = progress.files_total
         self.started = time.monotonic()
@@ -606,14 +605,13 @@ class JobRunner:
                     else ""
                 )
             )
-            unsent = self._not_started
             message = (
                 f"{progress.files_failed} of {progress.files_total} files failed; first: {first}. "
                 + (
-                    f"{counted(unsent, 'other file')} not tried after that, as the same "
+                    f"{counted(self._not_started, 'other file')} not tried after that, as the same "
                     f"failure would stop them; `ftrack-transfer retry {job.id}` sends them once it is "
                     "fixed. "
-                    if unsent > 0
+                    if self._not_started
                     else ""
                 )
                 + f"{counted(progress.files_done, 'file')} arrived; {progress.components_registered} of "
