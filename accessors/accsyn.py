@@ -11,9 +11,10 @@ with a message saying how to provide it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import ftrack_api.data
 
@@ -21,10 +22,13 @@ from . import paths
 from .base import (
     Checksum,
     ChunkedWrite,
+    ChunkWriter,
     Option,
     RangedRead,
     ServerSideCopy,
     Stat,
+    StreamedRead,
+    StreamedWrite,
     TransferAccessor,
     VerifyLevel,
     WrittenChunk,
@@ -43,7 +47,15 @@ def share_environment_variable(share: str) -> str:
     return f"ACCSYN_{re.sub(r'[^A-Za-z0-9]', '_', share).upper()}_PATH"
 
 
-class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy, Checksum):
+class AccsynAccessor(
+    TransferAccessor,
+    RangedRead,
+    ChunkedWrite,
+    StreamedRead,
+    StreamedWrite,
+    ServerSideCopy,
+    Checksum,
+):
     """Files of an accsyn party's share; local I/O through the share's mount on this host."""
 
     name = "accsyn"
@@ -160,6 +172,20 @@ class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy,
             resource_identifier, offset, length
         )
 
+    def read_pieces(
+        self, resource_identifier: str, offset: int, length: int
+    ) -> Iterator[memoryview]:
+        return self._disk("read", resource_identifier).read_pieces(
+            resource_identifier, offset, length
+        )
+
+    def open_chunk(
+        self, resource_identifier: str, token: str, offset: int, length: int
+    ) -> contextlib.AbstractContextManager[ChunkWriter]:
+        return self._disk("write", resource_identifier).open_chunk(
+            resource_identifier, token, offset, length
+        )
+
     def begin_write(self, resource_identifier: str, size: int, chunk_size: int) -> str:
         return self._disk("write", resource_identifier).begin_write(
             resource_identifier, size, chunk_size
@@ -171,10 +197,10 @@ class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy,
         token: str,
         offset: int,
         data: bytes | memoryview,
-        sha256: bytes,
+        digest: bytes,
     ) -> str | None:
         return self._disk("write", resource_identifier).write_chunk(
-            resource_identifier, token, offset, data, sha256
+            resource_identifier, token, offset, data, digest
         )
 
     def commit_write(
@@ -199,11 +225,11 @@ class AccsynAccessor(TransferAccessor, RangedRead, ChunkedWrite, ServerSideCopy,
         self,
         resource_identifier: str,
         data: bytes,
-        sha256: bytes,
+        digest: bytes,
         verify: VerifyLevel = "checksum",
     ) -> None:
         self._disk("write", resource_identifier).put_small(
-            resource_identifier, data, sha256, verify
+            resource_identifier, data, digest, verify
         )
 
     def can_copy_from(self, source: TransferAccessor) -> bool:

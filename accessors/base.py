@@ -12,10 +12,18 @@ capability          what the engine does with it
 :class:`RangedRead`     reads a file as independent byte ranges, several at once
 :class:`ChunkedWrite`   writes ranges at offsets into a temporary name, verifies,
                         then commits atomically under the final name (or aborts)
+:class:`StreamedRead`   reads a range as a stream of pieces, more on the way while
+                        one is handled
+:class:`StreamedWrite`  writes a chunk piece by piece as the pieces arrive
 :class:`ServerSideCopy` copies inside one storage without the bytes passing through
                         this process
 :class:`Checksum`       asks the storage for a content hash without reading the data
 ==================  ==============================================================
+
+Where the source streams and the destination takes pieces, a chunk never sits whole in
+memory: each piece goes on to the destination while the next is still on the wire (the
+way OpenSSH's ``sftp`` keeps one connection busy), so one connection does the work that
+took several when each chunk was first received whole and then written.
 
 Every accessor also implements :meth:`TransferAccessor.stat` and declares its options
 as data (:class:`Option`) so the sites config can validate them before anything
@@ -25,14 +33,15 @@ touches storage.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import ftrack_api.accessor.base
 
 from . import paths
+from .digests import XXH128, DigestKind
 from .errors import (  # noqa: F401 - re-exported: the contract names its errors
     AccessorConfigurationError,
     ParentResourceNotFoundError,
@@ -72,29 +81,14 @@ class ChunkRules:
 
 @dataclasses.dataclass(frozen=True)
 class WrittenChunk:
-    """One chunk as written: where it sits, its SHA-256, and the backend's receipt
-    (an S3 part ETag, ``None`` where the backend needs nothing to commit)."""
+    """One chunk as written: where it sits, its digest (of the destination's
+    :attr:`ChunkedWrite.digest_kind`), and the backend's receipt (an S3 part ETag,
+    ``None`` where the backend needs nothing to commit)."""
 
     offset: int
     length: int
-    sha256: bytes
+    digest: bytes
     receipt: str | None = None
-
-
-def chunk_digest(data: bytes | memoryview) -> bytes:
-    """SHA-256 of one chunk, the unit in which content is verified end to end."""
-    return hashlib.sha256(data).digest()
-
-
-def composite_digest(chunk_digests: Sequence[bytes]) -> str:
-    """Content hash of a whole file as a hash of its chunk hashes.
-
-    Chunks are read and written in parallel and out of order, so a running hash over
-    the file is not possible; a hash over the ordered chunk hashes is, and it also
-    tells which chunk differs when verification fails. The form is the same as S3's
-    composite checksums: ``sha256(d1 + d2 + ...)`` suffixed with ``-<chunk count>``.
-    """
-    return f"{hashlib.sha256(b''.join(chunk_digests)).hexdigest()}-{len(chunk_digests)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +188,9 @@ class ChunkedWrite(abc.ABC):
 
     #: Backend constraints on chunk sizes and counts.
     chunk_rules: ClassVar[ChunkRules] = ChunkRules()
+    #: The hash of the chunk digests given to :meth:`write_chunk` and checked by this
+    #: destination (see ``digests``): SHA-256 where the storage verifies it on arrival.
+    digest_kind: ClassVar[DigestKind] = XXH128
 
     @abc.abstractmethod
     def begin_write(self, resource_identifier: str, size: int, chunk_size: int) -> str:
@@ -216,13 +213,13 @@ class ChunkedWrite(abc.ABC):
         token: str,
         offset: int,
         data: bytes | memoryview,
-        sha256: bytes,
+        digest: bytes,
     ) -> str | None:
         """Write *data* at *offset*; return a receipt to pass back to :meth:`commit_write`.
 
-        *sha256* is the chunk's digest computed by the engine while reading the source;
-        backends that can have the storage verify a chunk on arrival (S3 part
-        checksums) send it along and a mismatch raises.
+        *digest* is the chunk's :attr:`digest_kind` digest computed by the engine while
+        reading the source; backends that can have the storage verify a chunk on arrival
+        (S3 part checksums) send it along and a mismatch raises.
         """
 
     @abc.abstractmethod
@@ -258,7 +255,7 @@ class ChunkedWrite(abc.ABC):
         self,
         resource_identifier: str,
         data: bytes,
-        sha256: bytes,
+        digest: bytes,
         verify: VerifyLevel = "checksum",
     ) -> None:
         """Write a whole small file atomically and verified, in as few requests as possible.
@@ -268,17 +265,64 @@ class ChunkedWrite(abc.ABC):
         """
         token = self.begin_write(resource_identifier, len(data), max(len(data), 1))
         try:
-            receipt = self.write_chunk(resource_identifier, token, 0, data, sha256)
+            receipt = self.write_chunk(resource_identifier, token, 0, data, digest)
             self.commit_write(
                 resource_identifier,
                 token,
                 len(data),
-                [WrittenChunk(0, len(data), sha256, receipt)],
+                [WrittenChunk(0, len(data), digest, receipt)],
                 verify,
             )
         except BaseException:
             self.abort_write(resource_identifier, token)
             raise
+
+
+class StreamedRead(abc.ABC):
+    """Capability: read a range as pieces, with the pieces after it already requested."""
+
+    @abc.abstractmethod
+    def read_pieces(
+        self, resource_identifier: str, offset: int, length: int
+    ) -> Iterator[memoryview]:
+        """Yield the bytes of ``[offset, offset + length)`` in order, in pieces (fewer
+        bytes in all only where the file ends first).
+
+        A piece is valid until the next one is asked for: its buffer is reused. Close the
+        iterator (``contextlib.closing``) to stop early; what is in flight is settled so
+        the connection stays usable. Errors are this accessor's, as from
+        :meth:`RangedRead.read_range`.
+        """
+
+
+class ChunkWriter(abc.ABC):
+    """One chunk of a :class:`ChunkedWrite` being written piece by piece."""
+
+    @abc.abstractmethod
+    def write(self, piece: bytes | bytearray | memoryview) -> None:
+        """Write *piece* after the bytes written so far (it may be reused once this
+        returns)."""
+
+    @abc.abstractmethod
+    def finish(self) -> str | None:
+        """End the chunk once all of it is written; return the receipt for
+        :meth:`ChunkedWrite.commit_write` (as :meth:`ChunkedWrite.write_chunk` does)."""
+
+
+class StreamedWrite(abc.ABC):
+    """Capability: write one chunk of a :class:`ChunkedWrite` as its pieces arrive.
+
+    Offered by destinations that do not need a chunk's digest before its first byte
+    (S3 sends it with the request, so it takes whole chunks).
+    """
+
+    @abc.abstractmethod
+    def open_chunk(
+        self, resource_identifier: str, token: str, offset: int, length: int
+    ) -> contextlib.AbstractContextManager[ChunkWriter]:
+        """A :class:`ChunkWriter` for the *length* bytes at *offset* of the write of
+        *token*. Leaving the context without :meth:`ChunkWriter.finish` abandons the
+        chunk: what was written stays in the temporary, to be written again."""
 
 
 class ServerSideCopy(abc.ABC):

@@ -462,7 +462,7 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
 
     def checksum(self, resource_identifier: str) -> str | None:
         """``sha256:<hex>`` for a single-part object; ``sha256-composite:<hex>-<parts>``
-        (SHA-256 of the parts' SHA-256s, see ``base.composite_digest``) for a multipart one."""
+        (SHA-256 of the parts' SHA-256s, see ``digests.DigestKind.composite``) for a multipart one."""
         head = self._head(resource_identifier)
         if head is None:
             raise ResourceNotFoundError(

@@ -31,8 +31,8 @@ from .base import (
     TransferAccessor,
     VerifyLevel,
     WrittenChunk,
-    chunk_digest,
 )
+from .digests import SHA256
 from .errors import ResourceInvalidError, ResourceNotFoundError, VerificationError, named
 from .s3_errors import DIGEST, error_code
 
@@ -63,6 +63,8 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
     """
 
     chunk_rules = ChunkRules(min_chunk_size=MIN_PART, max_chunks=MAX_PARTS)
+    #: S3 verifies a part's SHA-256 on arrival, and writes are signed with it.
+    digest_kind = SHA256
     #: Objects up to this size are copied with one CopyObject (S3 allows up to 5 GiB),
     #: larger ones with parallel UploadPartCopy ranges of ``copy_part_size``.
     copy_threshold = 256 * _MiB
@@ -151,7 +153,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         token: str,
         offset: int,
         data: bytes | memoryview,
-        sha256: bytes,
+        digest: bytes,
     ) -> str | None:
         chunk_size, upload_id = self._parse_token(resource_identifier, token)
         if offset % chunk_size:
@@ -174,13 +176,13 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 PartNumber=part,
                 Body=bytes(data),
                 ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=b64(sha256),
+                ChecksumSHA256=b64(digest),
                 **_md5_header(md5),
             ),
         )
-        self._check_acknowledged(resource_identifier, f"part {part}", response, data, sha256, md5)
+        self._check_acknowledged(resource_identifier, f"part {part}", response, data, digest, md5)
         # The receipt keeps what S3 acknowledged, for a commit in another process.
-        return f"{response['ETag']} {response.get('ChecksumSHA256') or b64(sha256)}"
+        return f"{response['ETag']} {response.get('ChecksumSHA256') or b64(digest)}"
 
     def _check_acknowledged(
         self,
@@ -297,7 +299,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
             ordered = writes.check_coverage(resource_identifier, size, chunks, self.describe())
             if size == 0:
                 self.abort_write(resource_identifier, token)
-                self.put_small(resource_identifier, b"", chunk_digest(b""), verify)
+                self.put_small(resource_identifier, b"", SHA256.of(b""), verify)
                 return
             try:
                 stored = self._list_parts(resource_identifier, key, upload_id)
@@ -365,7 +367,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 # Real S3 lists each part's verified checksum; where a service does not,
                 # the checksum it acknowledged on upload (the receipt) stands in.
                 held = found.get("ChecksumSHA256") or receipt_sum or None
-                if held is not None and held != b64(chunk.sha256):
+                if held is not None and held != b64(chunk.digest):
                     problem = "differs from the source (SHA-256 mismatch)"
             if problem:
                 raise VerificationError(
@@ -378,7 +380,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 {
                     "PartNumber": number,
                     "ETag": found["ETag"] or receipt_etag,
-                    "ChecksumSHA256": b64(chunk.sha256),
+                    "ChecksumSHA256": b64(chunk.digest),
                 }
             )
         return parts
@@ -398,7 +400,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         if found != size:
             problem = f"{found} bytes stored, {size} expected"
         elif verify in ("checksum", "full") and head and head.get("ChecksumSHA256"):
-            digests = [c.sha256 for c in ordered]
+            digests = [c.digest for c in ordered]
             expected = b64(hashlib.sha256(b"".join(digests)).digest()) if composite else None
             if not composite and len(digests) == 1:
                 expected = b64(digests[0])
@@ -416,12 +418,12 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
 
     def _read_back(self, resource_identifier: str, ordered: Sequence[WrittenChunk]) -> str | None:
         def digest(chunk: WrittenChunk) -> bytes:
-            return chunk_digest(self.read_range(resource_identifier, chunk.offset, chunk.length))
+            return SHA256.of(self.read_range(resource_identifier, chunk.offset, chunk.length))
 
         workers = max(1, min(self.copy_threads, len(ordered)))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for chunk, found in zip(ordered, pool.map(digest, ordered), strict=True):
-                if found != chunk.sha256:
+                if found != chunk.digest:
                     return f"the data read back at byte {chunk.offset} differs from the source"
         return None
 
@@ -467,7 +469,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
         self,
         resource_identifier: str,
         data: bytes,
-        sha256: bytes,
+        digest: bytes,
         verify: VerifyLevel = "checksum",
     ) -> None:
         """One PutObject carrying the SHA-256: S3 stores the object only if it matches."""
@@ -487,14 +489,14 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 Key=key,
                 Body=data,
                 ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=b64(sha256),
+                ChecksumSHA256=b64(digest),
                 **self._content_type(resource_identifier),
                 **_md5_header(md5),
             ),
         )
         problem = None
         try:
-            self._check_acknowledged(resource_identifier, "the object", response, data, sha256, md5)
+            self._check_acknowledged(resource_identifier, "the object", response, data, digest, md5)
         except VerificationError:
             problem = "the data S3 stored differs from the source's"
         if problem is None and verify == "full":
@@ -502,7 +504,7 @@ class S3Transfers(ChunkedWrite, ServerSideCopy):
                 found = self.read_range(resource_identifier, 0, len(data) + 1)
             except VerificationError:
                 found = None
-            if found is None or chunk_digest(found) != sha256:
+            if found is None or SHA256.of(found) != digest:
                 problem = "the data read back differs from the source"
         if problem:
             self._call(

@@ -24,22 +24,25 @@ import socket
 import stat as stat_module
 import urllib.parse
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import ftrack_api.data
+import ftrack_api.exception
 import paramiko
 
 from . import paths, sequences, sftp_io, writes
 from .base import (
     ChunkedWrite,
+    ChunkWriter,
     Option,
     RangedRead,
     Stat,
+    StreamedRead,
+    StreamedWrite,
     TransferAccessor,
     VerifyLevel,
     WrittenChunk,
-    chunk_digest,
 )
 from .errors import (
     AccessorConfigurationError,
@@ -55,7 +58,7 @@ from .errors import (
 )
 from .retry import RetryPolicy
 from .sftp_connect import SSH_CLIENTS, Connector, Endpoint, SftpConnection
-from .sftp_pool import ConnectionPool
+from .sftp_pool import ConnectionLost, ConnectionPool
 from .streams import ChunkStreamWriter, RangeReader, stream_mode
 
 T = TypeVar("T")
@@ -87,7 +90,7 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _CONNECTION_ERRNOS
 
 
-class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
+class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite, StreamedRead, StreamedWrite):
     """Files under *root* on an SFTP server."""
 
     name = "sftp"
@@ -227,6 +230,9 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             with self._pool.connection() as conn:
                 return work(conn)
 
+        return self._retried(operation, resource_identifier, attempt)
+
+    def _retried(self, operation: str, resource_identifier: str, attempt: Callable[[], T]) -> T:
         def give_up(error: BaseException, attempts: int) -> TransientAccessorError:
             reason = str(error) or type(error).__name__
             return TransientAccessorError(
@@ -247,6 +253,50 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
             raise
         except OSError as error:
             raise self._map(error, operation, resource_identifier) from error
+
+    def _failed(self, operation: str, resource_identifier: str, error: Exception) -> Exception:
+        """*error*, raised while streaming (so not retried here), as an accessor error."""
+        if isinstance(error, ftrack_api.exception.AccessorError):
+            return error
+        if is_transient(error):
+            reason = str(error) or type(error).__name__
+            return TransientAccessorError(
+                f"Cannot {operation} {named(resource_identifier)} on {self.describe()}: {reason}",
+                operation,
+                resource_identifier,
+            )
+        if isinstance(error, OSError):
+            return self._map(error, operation, resource_identifier)
+        return error
+
+    @contextlib.contextmanager
+    def _held(self, operation: str, resource_identifier: str) -> Iterator[SftpConnection]:
+        """A pooled connection held for a streamed read or write of one chunk.
+
+        Getting it is retried as :meth:`_run` retries (a server restarting, an idle
+        connection that dropped); a failure while streaming is not, as pieces were
+        handed on already: the engine sends the chunk again.
+        """
+
+        def borrow() -> tuple[contextlib.AbstractContextManager[SftpConnection], SftpConnection]:
+            borrowed = self._pool.connection()
+            return borrowed, borrowed.__enter__()
+
+        borrowed, conn = self._retried(operation, resource_identifier, borrow)
+        try:
+            yield conn
+        except BaseException as error:
+            try:
+                borrowed.__exit__(type(error), error, error.__traceback__)
+            except ConnectionLost:
+                # The pool gave up the dead connection; what the stream met is still the
+                # failure to report (a transient one, so the engine sends the chunk again),
+                # and a consumer's early stop stays a stop.
+                if isinstance(error, Exception):
+                    raise self._failed(operation, resource_identifier, error) from error
+            raise
+        else:
+            borrowed.__exit__(None, None, None)
 
     def _reads(self, conn: SftpConnection) -> tuple[int, int]:
         """Request size and requests in flight for reads on *conn*."""
@@ -478,6 +528,58 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         finally:
             sftp_io.close_file(conn.sftp, handle)
 
+    # -- StreamedRead --------------------------------------------------------------------
+
+    def read_pieces(
+        self, resource_identifier: str, offset: int, length: int
+    ) -> Iterator[memoryview]:
+        path = self._remote(resource_identifier)
+        try:
+            with self._held("read", resource_identifier) as conn:
+                handle = sftp_io.open_file(conn.sftp, path, sftp_io.READ)
+                stream = sftp_io.pieces(conn.sftp, handle, offset, length, *self._reads(conn))
+                try:
+                    # Not `yield from`: it would close the stream itself on an early stop
+                    # and raise the stream's failure over the consumer's.
+                    for piece in stream:  # noqa: UP028
+                        yield piece
+                except GeneratorExit:
+                    # The consumer stopped early: settle the replies still due, or give
+                    # the connection up; its own error is the one to report.
+                    _settle(conn, stream.close, lambda: sftp_io.close_file(conn.sftp, handle))
+                    raise
+                sftp_io.close_file(conn.sftp, handle)
+        except GeneratorExit:
+            raise
+        except Exception as error:
+            raise self._failed("read", resource_identifier, error) from error
+
+    # -- StreamedWrite -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open_chunk(
+        self, resource_identifier: str, token: str, offset: int, length: int
+    ) -> Iterator[ChunkWriter]:
+        temporary, _ = self._temporary(resource_identifier, token)
+        with self._held("write", resource_identifier) as conn:
+            try:
+                # No CREATE: a chunk of an aborted write must fail, not start a new file.
+                handle = sftp_io.open_file(conn.sftp, temporary, sftp_io.UPDATE)
+            except FileNotFoundError:
+                raise self._no_write(resource_identifier, token) from None
+            except Exception as error:
+                raise self._failed("write", resource_identifier, error) from error
+            writer = _ChunkWriter(
+                self, conn, resource_identifier, handle, offset, conn_writes=self._writes(conn)
+            )
+            try:
+                yield writer
+            finally:
+                if not writer.finished:
+                    _settle(
+                        conn, writer.pieces.settle, lambda: sftp_io.close_file(conn.sftp, handle)
+                    )
+
     # -- ChunkedWrite --------------------------------------------------------------------
     #
     # Round trips matter more than bytes for small files on long links: a chunk costs two
@@ -513,7 +615,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         token: str,
         offset: int,
         data: bytes | memoryview,
-        sha256: bytes,
+        digest: bytes,
     ) -> str | None:
         temporary, _ = self._temporary(resource_identifier, token)
 
@@ -596,7 +698,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         self,
         resource_identifier: str,
         data: bytes,
-        sha256: bytes,
+        digest: bytes,
         verify: VerifyLevel = "checksum",
     ) -> None:
         """A whole small file in three round trips (plus parents, when they are missing)."""
@@ -619,7 +721,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         try:
             self._check_size(resource_identifier, found, len(data))
             if verify == "full":
-                chunk = WrittenChunk(0, len(data), sha256)
+                chunk = WrittenChunk(0, len(data), digest)
                 self._verify_by_reading(temporary, [chunk], resource_identifier)
             self._rename(resource_identifier, temporary, final, len(data))
         except BaseException:
@@ -659,7 +761,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         self, temporary: str, ordered: Sequence[WrittenChunk], resource_identifier: str
     ) -> None:
         def digest(chunk: WrittenChunk) -> bytes:
-            return chunk_digest(
+            return self.digest_kind.of(
                 self._run(
                     "verify",
                     resource_identifier,
@@ -670,14 +772,71 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite):
         workers = max(1, min(self.connections, len(ordered)))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for chunk, found in zip(ordered, pool.map(digest, ordered), strict=True):
-                if found != chunk.sha256:
+                if found != chunk.digest:
                     raise VerificationError(
                         f"Cannot commit {named(resource_identifier)} on {self.describe()}: the chunk "
                         f"at byte {chunk.offset} ({chunk.length} bytes) differs from the source "
-                        "(SHA-256 mismatch)",
+                        f"({self.digest_kind.name} mismatch)",
                         "commit_write",
                         resource_identifier,
                     )
+
+
+class _ChunkWriter(ChunkWriter):
+    """A chunk written on one held connection, the writes pipelined as pieces come."""
+
+    def __init__(
+        self,
+        accessor: SftpAccessor,
+        conn: SftpConnection,
+        resource_identifier: str,
+        handle: bytes,
+        offset: int,
+        conn_writes: tuple[int, int],
+    ) -> None:
+        self.accessor = accessor
+        self.conn = conn
+        self.resource_identifier = resource_identifier
+        self.pieces = sftp_io.PieceWriter(conn.sftp, handle, offset, *conn_writes)
+        self.finished = False
+
+    def write(self, piece: bytes | bytearray | memoryview) -> None:
+        self._do(self.pieces.write, piece)
+
+    def finish(self) -> str | None:
+        # Synced now, while other chunks are on the wire: the commit's fsync, which
+        # decides durability, then finds little left to write (1 GiB: 0.3 s -> 1 ms).
+        try:
+            self._do(lambda: self.pieces.finish(sync=True))
+        finally:
+            self.finished = True  # the batch closed the handle, whatever its outcome
+        return None
+
+    def _do(self, step: Callable[..., None], *args: object) -> None:
+        try:
+            step(*args)
+        except Exception as error:
+            if not _refused(error):
+                self.finished = True  # nothing to settle: the connection is given up
+                self.conn.close()
+            raise self.accessor._failed("write", self.resource_identifier, error) from error
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether *error* is the server's refusal (a status), raised once every reply was
+    read: the connection is in step and can serve the next operation."""
+    return isinstance(error, OSError) and not isinstance(error, ConnectionError | TimeoutError)
+
+
+def _settle(conn: SftpConnection, *steps: Callable[[], object]) -> None:
+    """Run *steps* that read what is due on *conn*; if one fails, close the connection
+    (the pool then drops it) rather than report a failure behind the first one."""
+    try:
+        for step in steps:
+            step()
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _kind(sftp: paramiko.SFTPClient, path: str) -> str | None:

@@ -18,8 +18,9 @@ one thread at a time.
 
 from __future__ import annotations
 
+import collections
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import paramiko
@@ -198,6 +199,13 @@ class _Wire:
                 if not got:
                     raise EOFError("the server closed the SFTP channel")
                 have += got
+
+    def data_copy(self, most: int) -> bytearray:
+        """The current DATA reply's bytes (*most* at most), copied out of the buffer."""
+        (count,) = struct.unpack_from(">I", self.buffer, self.start)
+        target = bytearray(count)
+        self.data_into(target, 0, most)
+        return target
 
     def message(self) -> paramiko.Message:
         """The current reply's fields after its id, for paramiko's parsers."""
@@ -410,6 +418,163 @@ def pread(
     del buffer[end:]
     # The buffer itself, not a copy: chunks are several MiB and several are in flight.
     return buffer
+
+
+def pieces(
+    sftp: paramiko.SFTPClient,
+    handle: bytes,
+    offset: int,
+    length: int,
+    request_size: int = SAFE_REQUEST_SIZE,
+    max_outstanding: int = 64,
+) -> Iterator[memoryview]:
+    """Yield the bytes of ``[offset, offset + length)`` in order, one reply at a time,
+    with the following requests in flight (fewer bytes only where the file ends).
+
+    A piece is a view of a buffer the next piece reuses: the data goes from the socket
+    into it and on from there, without a copy here. A reply that comes before its turn
+    (servers may answer out of order) is kept aside until then; the rest of a short read
+    is asked for before anything after it is handed on. Closing the generator early
+    settles every reply still due, so the connection stays usable; a failed status is
+    raised once every reply is in.
+    """
+    wire = _Wire(sftp)
+    buffer = bytearray(max(1, min(request_size, length)))
+    view = memoryview(buffer)
+    due: collections.deque[tuple[int, int, int]] = collections.deque()  # (id, start, size)
+    #: Replies ahead of their turn: their data, or the error of their status.
+    early: dict[int, bytearray | Exception | None] = {}
+    requested = 0  # bytes asked for so far, from offset
+    end = length  # where the file ends, once a read hits EOF
+    error: Exception | None = None
+    try:
+        while True:
+            while requested < end and len(due) < max_outstanding and error is None:
+                size = min(request_size, end - requested)
+                num = wire.send(CMD_READ, handle, int64(offset + requested), size)
+                due.append((num, requested, size))
+                requested += size
+            if not due:
+                break
+            num, start, size = due.popleft()
+            reply = (
+                early.pop(num) if num in early else _next_reply(wire, num, size, buffer, due, early)
+            )
+            if isinstance(reply, int):  # this many bytes, in the buffer
+                data = view[:reply]
+            elif isinstance(reply, bytearray):
+                data = memoryview(reply)
+            else:
+                if isinstance(reply, EOFError):
+                    end = min(end, start)
+                else:
+                    error = error or reply or SFTPError("read answered with an empty status")
+                continue
+            if error is not None or start >= end:
+                continue  # past the end or after a failure: not handed on
+            if not data:
+                end = min(end, start)
+                continue
+            if len(data) < size:  # a short read: the rest comes before anything after it
+                rest = wire.send(
+                    CMD_READ, handle, int64(offset + start + len(data)), size - len(data)
+                )
+                due.appendleft((rest, start + len(data), size - len(data)))
+            yield data
+        if error is not None:
+            raise error
+    finally:
+        # Stopped early (closed by the consumer, or failed): read every reply still due,
+        # so none is left on the channel for the connection's next user.
+        waiting = {num for num, _, _ in due if num not in early}
+        while waiting:
+            waiting.discard(wire.next())
+
+
+def _next_reply(
+    wire: _Wire,
+    num: int,
+    size: int,
+    buffer: bytearray,
+    due: collections.deque[tuple[int, int, int]],
+    early: dict[int, bytearray | Exception | None],
+) -> int | bytearray | Exception | None:
+    """Read replies until the one to request *num*: its byte count when its data is in
+    *buffer*, else its status error (``None`` for OK). Replies to other requests in
+    *due* that come first are kept in *early*."""
+    while True:
+        got, count = wire.next_data({num: (0, size)}, buffer)
+        if got == num:
+            if count is not None:
+                return count
+            if wire.kind == CMD_DATA:  # cannot be: the buffer holds a whole request
+                raise SFTPError("SFTP read reply larger than its request")
+            return wire.status()
+        if all(got != other for other, _, _ in due):
+            raise SFTPError(f"SFTP reply {got} answers no request of this read")
+        early[got] = wire.data_copy(len(buffer)) if wire.kind == CMD_DATA else wire.status()
+
+
+class PieceWriter:
+    """The writes of one range of an open file, sent as the pieces come.
+
+    Up to *max_outstanding* requests are unanswered at a time; a failed status stops
+    further writes and is raised once every reply is in (so the connection stays
+    usable), from the :meth:`write` that sees it or from :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        sftp: paramiko.SFTPClient,
+        handle: bytes,
+        offset: int,
+        request_size: int = SAFE_REQUEST_SIZE,
+        max_outstanding: int = 64,
+    ) -> None:
+        self.wire = _Wire(sftp)
+        self.handle = handle
+        self.position = offset
+        self.request_size = request_size
+        self.max_outstanding = max_outstanding
+        self.outstanding: set[int] = set()
+        self.error: Exception | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), self.request_size):
+            if self.error is not None:
+                break
+            piece = view[start : start + self.request_size]
+            self.outstanding.add(self.wire.send_write(self.handle, self.position, piece))
+            self.position += len(piece)
+            while len(self.outstanding) >= self.max_outstanding:
+                self._reap()
+        if self.error is not None:
+            self.settle()
+            raise self.error
+
+    def finish(self, *, sync: bool) -> None:
+        """``fsync`` (if *sync*, where supported) and close the handle after the writes,
+        in the same batch; raise the first failure."""
+        synced = self.wire.send(CMD_EXTENDED, "fsync@openssh.com", self.handle) if sync else None
+        closed = self.wire.send(CMD_CLOSE, self.handle)
+        self.outstanding.update(n for n in (synced, closed) if n is not None)
+        while self.outstanding:
+            self._reap(optional=synced)
+        if self.error is not None:
+            raise self.error
+
+    def settle(self) -> None:
+        """Read every reply still due (their failures are not raised)."""
+        while self.outstanding:
+            self._reap()
+
+    def _reap(self, optional: int | None = None) -> None:
+        num = self.wire.next()
+        if num not in self.outstanding:
+            raise SFTPError(f"SFTP reply {num} answers no request of this write")
+        self.outstanding.discard(num)
+        self.error = self.error or self.wire.status(optional=num == optional)
 
 
 def finish(sftp: paramiko.SFTPClient, handle: bytes, *, sync: bool = True) -> int | None:

@@ -43,6 +43,11 @@ class ConnectionPool:
             yield conn
         except BaseException as error:
             healthy = conn.alive()
+            if healthy and isinstance(error, GeneratorExit):
+                # A streamed read stopped early by its consumer, its replies settled
+                # (or the connection closed, then it is not healthy).
+                self._release(conn)
+                raise
             if (
                 healthy
                 and isinstance(error, OSError | EOFError | ftrack_api.exception.AccessorError)

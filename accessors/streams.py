@@ -23,7 +23,7 @@ from typing import Any
 
 import ftrack_api.data
 
-from .base import ChunkedWrite, VerifyLevel, WrittenChunk, chunk_digest
+from .base import ChunkedWrite, VerifyLevel, WrittenChunk
 from .errors import UnsupportedOperationError
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,10 @@ class ChunkStreamWriter(ftrack_api.data.Data):
             if self._token is None:
                 data = bytes(self._buffer)
                 self._accessor.put_small(
-                    self._resource_identifier, data, chunk_digest(data), self._verify
+                    self._resource_identifier,
+                    data,
+                    self._accessor.digest_kind.of(data),
+                    self._verify,
                 )
             else:
                 if self._buffer:
@@ -308,7 +311,7 @@ class ChunkStreamWriter(ftrack_api.data.Data):
 def _store(
     accessor: ChunkedWrite, resource_identifier: str, token: str, offset: int, block: bytes
 ) -> WrittenChunk:
-    digest = chunk_digest(block)
+    digest = accessor.digest_kind.of(block)
     receipt = accessor.write_chunk(resource_identifier, token, offset, block, digest)
     return WrittenChunk(offset, len(block), digest, receipt)
 

@@ -6,7 +6,11 @@ Per file, the fastest safe strategy the two accessors support:
   through this process;
 * ``small`` - the whole file fits in one chunk: one read, one verified atomic write;
 * ``chunked`` - ranged reads (:class:`RangedRead`) into parallel chunk writes at offsets
-  of a temporary name (:class:`ChunkedWrite`), then verify and commit atomically;
+  of a temporary name (:class:`ChunkedWrite`), then verify and commit atomically. Where
+  the source streams (:class:`StreamedRead`) and the destination takes pieces
+  (:class:`StreamedWrite`), each chunk flows through in pieces, hashed on the way, so
+  the destination writes while the source is still sending; otherwise a chunk is read
+  whole, hashed, then written;
 * ``stream`` - the fallback for accessors without capabilities: ftrack's ``open()``
   streams, which our accessors also write through a temporary name.
 
@@ -30,11 +34,12 @@ from ..accessors.base import (
     RangedRead,
     ServerSideCopy,
     Stat,
+    StreamedRead,
+    StreamedWrite,
     WrittenChunk,
-    chunk_digest,
-    composite_digest,
     supports,
 )
+from ..accessors.digests import XXH128, DigestKind
 from ..accessors.errors import OperationFailedError, TransientAccessorError, VerificationError
 from .bandwidth import BandwidthLimiter
 from .config import TransferSettings
@@ -55,6 +60,16 @@ class Endpoints:
     limiter: BandwidthLimiter
     cancelled: threading.Event
     memory: threading.BoundedSemaphore | None = None
+
+    @property
+    def digest_kind(self) -> DigestKind:
+        """The hash of chunk digests: the destination's, which checks them."""
+        return getattr(self.destination, "digest_kind", XXH128)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether chunks flow through in pieces rather than whole."""
+        return supports(self.source, StreamedRead) and supports(self.destination, StreamedWrite)
 
     def strategy(self, size: int) -> str:
         src, dst = self.source, self.destination
@@ -112,9 +127,10 @@ class Endpoints:
     def put_small(self, ri: str, data: bytes) -> str:
         self._check()
         self.limiter.acquire(len(data), self.cancelled)
-        digest = chunk_digest(data)
+        kind = self.digest_kind
+        digest = kind.of(data)
         self.retry(lambda: self.destination.put_small(ri, data, digest, self.settings.verify))
-        return composite_digest([digest])
+        return kind.fingerprint([digest])
 
     def server_copy(self, source_ri: str, dest_ri: str, size: int) -> None:
         self._check()
@@ -133,6 +149,10 @@ class Endpoints:
     ) -> WrittenChunk:
         """Read one range at the source and write it at the same offset at the destination."""
         self._check()
+        if self.streamed:
+            return self.retry(
+                lambda: self._chunk_in_pieces(source_ri, dest_ri, token, offset, length)
+            )
         if self.memory is not None:
             self.memory.acquire()
         try:
@@ -140,13 +160,8 @@ class Endpoints:
             self._check()
             data = self.retry(lambda: self.source.read_range(source_ri, offset, length))
             if len(data) != length:
-                raise OperationFailedError(
-                    f"source file {source_ri!r} changed size while being sent "
-                    f"(expected {length} bytes at offset {offset}, got {len(data)}); send it again",
-                    "read",
-                    source_ri,
-                )
-            digest = chunk_digest(data)
+                raise _changed_size(source_ri, offset, length, len(data))
+            digest = self.digest_kind.of(data)
             receipt = self.retry(
                 lambda: self.destination.write_chunk(dest_ri, token, offset, data, digest)
             )
@@ -155,6 +170,28 @@ class Endpoints:
             if self.memory is not None:
                 self.memory.release()
 
+    def _chunk_in_pieces(
+        self, source_ri: str, dest_ri: str, token: str, offset: int, length: int
+    ) -> WrittenChunk:
+        """One attempt at a chunk, piece by piece: a failure on either side sends the
+        whole chunk again (rewriting its range of the temporary is harmless)."""
+        hasher = self.digest_kind.new()
+        got = 0
+        with (
+            self.destination.open_chunk(dest_ri, token, offset, length) as writer,
+            contextlib.closing(self.source.read_pieces(source_ri, offset, length)) as pieces,
+        ):
+            for piece in pieces:
+                self._check()
+                self.limiter.acquire(len(piece), self.cancelled)
+                hasher.update(piece)
+                writer.write(piece)
+                got += len(piece)
+            if got != length:
+                raise _changed_size(source_ri, offset, length, got)
+            receipt = writer.finish()
+        return WrittenChunk(offset, length, hasher.digest(), receipt)
+
     def commit(self, dest_ri: str, token: str, size: int, chunks: Sequence[WrittenChunk]) -> str:
         self._check()
         self.retry(
@@ -162,7 +199,7 @@ class Endpoints:
                 dest_ri, token, size, chunks, self.settings.verify
             )
         )
-        return composite_digest([c.sha256 for c in chunks])
+        return self.digest_kind.fingerprint([c.digest for c in chunks])
 
     def discard_stale(self, dest_ri: str, keep: str | None) -> None:
         """Remove temporaries an interrupted attempt left that no journalled token names."""
@@ -215,6 +252,15 @@ class Endpoints:
                 "verify",
                 dest_ri,
             )
+
+
+def _changed_size(ri: str, offset: int, length: int, got: int) -> OperationFailedError:
+    return OperationFailedError(
+        f"source file {ri!r} changed size while being sent "
+        f"(expected {length} bytes at offset {offset}, got {got}); send it again",
+        "read",
+        ri,
+    )
 
 
 def _read_stream(accessor: Any, ri: str, limit: int) -> bytes:

@@ -427,14 +427,23 @@ class JobRunner:
             task.chunk_size,
             task.source_mtime,
         )
+        # A chunk journalled with another digest (by an earlier version) is sent again
+        # rather than mixed into one fingerprint with the others.
+        kind = task.endpoints.digest_kind.name
         return {
             offset: WrittenChunk(offset, length, digest, receipt)
-            for offset, length, digest, receipt in self.journal.chunks(row.id)
+            for offset, length, digest, chunk_kind, receipt in self.journal.chunks(row.id)
+            if chunk_kind == kind
         }
 
     def on_chunk(self, task: FileTask, chunk: WrittenChunk) -> None:
         self.journal.record_chunk(
-            task.key.id, chunk.offset, chunk.length, chunk.sha256, chunk.receipt
+            task.key.id,
+            chunk.offset,
+            chunk.length,
+            chunk.digest,
+            task.endpoints.digest_kind.name,
+            chunk.receipt,
         )
         self._add_bytes(chunk.length)
 

@@ -98,7 +98,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     file_id INTEGER NOT NULL,
     offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
-    sha256 BLOB NOT NULL,
+    digest BLOB NOT NULL,
+    -- the digest's hash (accessors.digests); chunks journalled before there was a
+    -- choice were SHA-256
+    digest_kind TEXT NOT NULL DEFAULT 'sha256',
     receipt TEXT,
     PRIMARY KEY (file_id, offset)
 );
@@ -266,6 +269,13 @@ class Journal:
         if "ftrack_unreported" not in columns:
             self._db.execute(
                 "ALTER TABLE jobs ADD COLUMN ftrack_unreported INTEGER NOT NULL DEFAULT 0"
+            )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunks)")}
+        if "sha256" in columns:
+            self._db.execute("ALTER TABLE chunks RENAME COLUMN sha256 TO digest")
+        if "digest_kind" not in columns:
+            self._db.execute(
+                "ALTER TABLE chunks ADD COLUMN digest_kind TEXT NOT NULL DEFAULT 'sha256'"
             )
 
     def close(self) -> None:
@@ -533,12 +543,19 @@ class Journal:
     # ------------------------------------------------------------------ chunks
 
     def record_chunk(
-        self, file_id: int, offset: int, length: int, sha256: bytes, receipt: str | None
+        self,
+        file_id: int,
+        offset: int,
+        length: int,
+        digest: bytes,
+        digest_kind: str,
+        receipt: str | None,
     ) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO chunks (file_id, offset, length, sha256, receipt) VALUES (?,?,?,?,?)",
-                (file_id, offset, length, sha256, receipt),
+                "INSERT OR REPLACE INTO chunks (file_id, offset, length, digest, digest_kind,"
+                " receipt) VALUES (?,?,?,?,?,?)",
+                (file_id, offset, length, digest, digest_kind, receipt),
             )
             db.execute(
                 "UPDATE files SET bytes_sent = bytes_sent + ? WHERE id = ?", (length, file_id)
@@ -554,12 +571,17 @@ class Journal:
                 [(digest, nbytes, file_id) for file_id, digest, nbytes in landed],
             )
 
-    def chunks(self, file_id: int) -> list[tuple[int, int, bytes, str | None]]:
+    def chunks(self, file_id: int) -> list[tuple[int, int, bytes, str, str | None]]:
+        """``(offset, length, digest, digest kind, receipt)`` of a file's written chunks."""
         rows = self._query(
-            "SELECT offset, length, sha256, receipt FROM chunks WHERE file_id = ? ORDER BY offset",
+            "SELECT offset, length, digest, digest_kind, receipt FROM chunks WHERE file_id = ?"
+            " ORDER BY offset",
             (file_id,),
         )
-        return [(r["offset"], r["length"], bytes(r["sha256"]), r["receipt"]) for r in rows]
+        return [
+            (r["offset"], r["length"], bytes(r["digest"]), r["digest_kind"], r["receipt"])
+            for r in rows
+        ]
 
     def clear_chunks(self, file_id: int) -> None:
         with self.transaction() as db:

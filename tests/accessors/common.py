@@ -6,7 +6,7 @@ import concurrent.futures
 import random
 from collections.abc import Iterable
 
-from ftrack_transfer.accessors.base import ChunkedWrite, WrittenChunk, chunk_digest
+from ftrack_transfer.accessors.base import ChunkedWrite, WrittenChunk
 
 MiB = 1024 * 1024
 #: S3's minimum part size, so one chunk size works for every backend.
@@ -50,7 +50,7 @@ def write_chunks(
 
     def one(piece: tuple[int, bytes]) -> WrittenChunk:
         offset, data = piece
-        digest = chunk_digest(data)
+        digest = accessor.digest_kind.of(data)
         receipt = accessor.write_chunk(resource_identifier, token, offset, data, digest)
         return WrittenChunk(offset, len(data), digest, receipt)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from ftrack_transfer.accessors import disk, writeback
-from ftrack_transfer.accessors.base import chunk_digest
 from ftrack_transfer.accessors.disk import READ_BACK, DiskAccessor
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
@@ -148,7 +147,7 @@ def test_copy_between_roots_on_one_host(tmp_path: Path) -> None:
 def test_committed_files_are_durable_and_complete(disk_case: StorageCase) -> None:
     accessor = disk_case.accessor
     data = payload(2 * MiB + 1, 3)
-    accessor.put_small("d/x.bin", data, chunk_digest(data), "full")
+    accessor.put_small("d/x.bin", data, accessor.digest_kind.of(data), "full")
     path = disk_case.local_root / "d" / "x.bin"
     assert path.read_bytes() == data
     with contextlib.suppress(AttributeError):
@@ -171,7 +170,7 @@ def test_a_chunk_the_disk_stores_wrongly_is_refused_on_arrival(
     token = accessor.begin_write("bad/plate.exr", len(data), len(data))
     monkeypatch.setattr(os, "pwrite", flip_a_byte)
     with pytest.raises(VerificationError) as caught:
-        accessor.write_chunk("bad/plate.exr", token, 0, data, chunk_digest(data))
+        accessor.write_chunk("bad/plate.exr", token, 0, data, accessor.digest_kind.of(data))
     message = str(caught.value)
     assert "'bad/plate.exr'" in message and accessor.describe() in message
     assert "reads back different from what was written" in message
@@ -187,7 +186,7 @@ def test_chunks_not_read_back_on_arrival_are_hashed_at_commit(disk_case: Storage
     written = write_chunks(accessor, "old/plate.exr", token, chunks_of(data, MiB))
     assert {chunk.receipt for chunk in written} == {READ_BACK}
     older = sorted((dataclasses.replace(c, receipt=None) for c in written), key=lambda c: c.offset)
-    wrong = [older[0], dataclasses.replace(older[1], sha256=chunk_digest(b"other"))]
+    wrong = [older[0], dataclasses.replace(older[1], digest=accessor.digest_kind.of(b"other"))]
     with pytest.raises(VerificationError, match="differs from the source"):
         accessor.commit_write("old/plate.exr", token, len(data), wrong, "checksum")
     assert not (disk_case.local_root / "old" / "plate.exr").exists()

@@ -8,7 +8,8 @@ import time
 import urllib.request
 
 import pytest
-from ftrack_transfer.accessors.base import ChunkRules, chunk_digest, composite_digest
+from ftrack_transfer.accessors.base import ChunkRules
+from ftrack_transfer.accessors.digests import SHA256
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
     PermissionDeniedError,
@@ -106,7 +107,7 @@ def test_ranged_get_retried(
 ) -> None:
     accessor = proxied_s3_case.accessor
     data = payload(3 * MiB, 2)
-    accessor.put_small("ranged.bin", data, chunk_digest(data))
+    accessor.put_small("ranged.bin", data, accessor.digest_kind.of(data))
     # SlowDown backs off from 1 s (throttling), the others from 50 ms.
     rule = fault_proxy.add(
         Rule(fault, method="GET", range_header=True, count=1 if fault == "slowdown" else 2)
@@ -119,7 +120,7 @@ def test_access_denied_is_not_retried(
     proxied_s3_case: StorageCase, fault_proxy: FaultProxy
 ) -> None:
     accessor = proxied_s3_case.accessor
-    accessor.put_small("secret.bin", b"data", chunk_digest(b"data"))
+    accessor.put_small("secret.bin", b"data", accessor.digest_kind.of(b"data"))
     fault_proxy.clear()
     fault_proxy.add(Rule("denied", method="GET", count=-1))
     with pytest.raises(PermissionDeniedError) as caught:
@@ -134,7 +135,7 @@ def test_exhausted_retries_are_transient(s3_server: S3Server, s3_env, fault_prox
     fault_proxy.add(Rule("internal", method="PUT", count=-1))
     started = time.monotonic()
     with pytest.raises(TransientAccessorError) as caught:
-        accessor.put_small("a.bin", b"x", chunk_digest(b"x"))
+        accessor.put_small("a.bin", b"x", accessor.digest_kind.of(b"x"))
     assert time.monotonic() - started < 5
     assert "InternalError" in str(caught.value)
     assert "gave up after 3 attempts" in str(caught.value)
@@ -170,12 +171,12 @@ def test_token_holds_upload_id_and_chunk_size(s3_case: StorageCase) -> None:
     uploads = accessor.client.list_multipart_uploads(Bucket=accessor.bucket)["Uploads"]
     assert [u["UploadId"] for u in uploads] == [upload_id]
     with pytest.raises(ResourceInvalidError, match="multiples"):
-        accessor.write_chunk("t.bin", token, 1000, b"x", chunk_digest(b"x"))
+        accessor.write_chunk("t.bin", token, 1000, b"x", accessor.digest_kind.of(b"x"))
     accessor.abort_write("t.bin", token)
     with pytest.raises(ResourceInvalidError, match="5 MiB"):
         accessor.begin_write("t.bin", 12 * MiB, MiB)
     with pytest.raises(ResourceInvalidError, match="token"):
-        accessor.write_chunk("t.bin", "not-a-token", 0, b"x", chunk_digest(b"x"))
+        accessor.write_chunk("t.bin", "not-a-token", 0, b"x", accessor.digest_kind.of(b"x"))
 
 
 def test_parts_carry_sha256_and_composite_checksum(s3_case: StorageCase) -> None:
@@ -186,9 +187,9 @@ def test_parts_carry_sha256_and_composite_checksum(s3_case: StorageCase) -> None
     for chunk in written:
         etag, _, checksum = chunk.receipt.partition(" ")
         assert etag.startswith('"')
-        assert checksum == __import__("base64").b64encode(chunk.sha256).decode()
+        assert checksum == __import__("base64").b64encode(chunk.digest).decode()
     accessor.commit_write("c.bin", token, len(data), written)
-    expected = composite_digest([chunk_digest(d) for _, d in chunks_of(data)])
+    expected = SHA256.composite([SHA256.of(d) for _, d in chunks_of(data)])
     assert accessor.checksum("c.bin") == f"sha256-composite:{expected}"
 
 
@@ -229,7 +230,7 @@ def _write_and_read_back(accessor: S3Accessor, data: bytes) -> list[bytes]:
     """A multipart file of *data* and a one-PUT file of its first 1,000 bytes, each read
     back equal, and no incomplete upload left behind; return the bodies written."""
     upload(accessor, "multipart.bin", data)
-    accessor.put_small("small.bin", data[:1000], chunk_digest(data[:1000]))
+    accessor.put_small("small.bin", data[:1000], accessor.digest_kind.of(data[:1000]))
     assert accessor.read_range("multipart.bin", 0, len(data)) == data
     assert accessor.read_range("small.bin", 0, 1000) == data[:1000]
     assert not accessor.client.list_multipart_uploads(Bucket=accessor.bucket).get("Uploads")
@@ -255,7 +256,7 @@ def test_a_server_checking_only_signed_payloads_is_sent_no_md5(
     writes = [s for s in fault_proxy.seen if s.method == "PUT" and s.fault == "signed_only"]
     # Every write is signed with the digest it carries, and none needed an MD5.
     signed = {s.headers["x-amz-content-sha256"] for s in writes}
-    assert {chunk_digest(body).hex() for body in bodies} <= signed
+    assert {SHA256.of(body).hex() for body in bodies} <= signed
     assert not [s for s in writes if "content-md5" in s.headers]
 
 
@@ -264,7 +265,9 @@ def _first_chunk_fails(accessor: S3Accessor, data: bytes, match: str) -> str:
     with *match*; return the write's token."""
     token = accessor.begin_write("damaged.bin", len(data), CHUNK)
     with pytest.raises(VerificationError, match=match):
-        accessor.write_chunk("damaged.bin", token, 0, data[:CHUNK], chunk_digest(data[:CHUNK]))
+        accessor.write_chunk(
+            "damaged.bin", token, 0, data[:CHUNK], accessor.digest_kind.of(data[:CHUNK])
+        )
     return token
 
 
@@ -304,9 +307,9 @@ def test_a_small_file_such_a_server_stored_wrongly_does_not_stay_under_its_name(
     data = payload(100_000, 23)
     fault_proxy.add(Rule("corrupt", method="PUT", count=1))
     with pytest.raises(VerificationError, match="the data S3 stored differs from the source's"):
-        accessor.put_small("small.bin", data, chunk_digest(data))
+        accessor.put_small("small.bin", data, accessor.digest_kind.of(data))
     assert not accessor.exists("small.bin")
     # From then on writes also carry Content-MD5, which such servers check on arrival.
     fault_proxy.add(Rule("unchecked", method="PUT", count=-1))
-    accessor.put_small("small.bin", data, chunk_digest(data))
+    accessor.put_small("small.bin", data, accessor.digest_kind.of(data))
     assert accessor.read_range("small.bin", 0, len(data)) == data

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from ftrack_transfer.accessors import sftp_io
-from ftrack_transfer.accessors.base import WrittenChunk, chunk_digest
+from ftrack_transfer.accessors.base import WrittenChunk
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
     TransientAccessorError,
@@ -582,7 +582,7 @@ def test_connection_dropped_mid_chunk_is_retried(
     def write() -> None:
         try:
             result["receipt"] = accessor.write_chunk(
-                "dropped.bin", token, 0, data, chunk_digest(data)
+                "dropped.bin", token, 0, data, accessor.digest_kind.of(data)
             )
         except BaseException as error:
             result["error"] = error
@@ -598,9 +598,47 @@ def test_connection_dropped_mid_chunk_is_retried(
     if dropped_mid_chunk:
         assert "retrying write 'dropped.bin'" in caplog.text
     accessor.commit_write(
-        "dropped.bin", token, len(data), [WrittenChunk(0, len(data), chunk_digest(data))], "full"
+        "dropped.bin",
+        token,
+        len(data),
+        [WrittenChunk(0, len(data), accessor.digest_kind.of(data))],
+        "full",
     )
     assert sftp_case.local_path("dropped.bin").read_bytes() == data
+
+
+def test_connection_dropped_mid_streamed_chunk_is_a_transient_error(
+    sshd: SftpServer, sftp_case: StorageCase
+) -> None:
+    """A chunk streamed piece by piece cannot be retried inside the accessor (its pieces
+    were handed on): the drop is reported as transient, for the engine to send the chunk
+    again, and the accessor reconnects for it."""
+    accessor = sftp_case.accessor
+    data = payload(8 * MiB, 3)
+    token = accessor.begin_write("streamed.bin", len(data), len(data))
+    with (
+        pytest.raises(TransientAccessorError, match=r"streamed\.bin") as caught,
+        accessor.open_chunk("streamed.bin", token, 0, len(data)) as writer,
+    ):
+        writer.write(data[:MiB])
+        assert sshd.kill_sessions() >= 1
+        for start in range(MiB, len(data), MiB):
+            writer.write(data[start : start + MiB])
+        writer.finish()
+    assert "gave up" not in str(caught.value)
+    with accessor.open_chunk("streamed.bin", token, 0, len(data)) as writer:
+        writer.write(data)
+        receipt = writer.finish()
+    chunk = WrittenChunk(0, len(data), accessor.digest_kind.of(data), receipt)
+    accessor.commit_write("streamed.bin", token, len(data), [chunk], "full")
+    assert sftp_case.local_path("streamed.bin").read_bytes() == data
+
+    pieces = accessor.read_pieces("streamed.bin", 0, len(data))
+    first = bytes(next(pieces))
+    assert sshd.kill_sessions() >= 1
+    with pytest.raises(TransientAccessorError, match=r"streamed\.bin"):
+        b"".join([first, *(bytes(p) for p in pieces)])
+    assert accessor.read_range("streamed.bin", 0, len(data)) == data
 
 
 def test_server_restart_is_survived(sshd: SftpServer, sftp_case: StorageCase) -> None:
@@ -736,8 +774,8 @@ def test_a_plain_sftp_v3_server_without_openssh_extensions_gets_every_file_commi
         accessor = sftp_accessor(server, str(root))
         data = payload(5 * MiB, 7)
         with caplog.at_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp"):
-            accessor.put_small("a/small.txt", b"first", chunk_digest(b"first"))
-            accessor.put_small("a/small.txt", b"second", chunk_digest(b"second"))
+            accessor.put_small("a/small.txt", b"first", accessor.digest_kind.of(b"first"))
+            accessor.put_small("a/small.txt", b"second", accessor.digest_kind.of(b"second"))
             upload(accessor, "a/big.bin", payload(3 * MiB, 1), chunk=2 * MiB)
             upload(accessor, "a/big.bin", data, chunk=2 * MiB)
         with accessor._pool.connection() as conn:
