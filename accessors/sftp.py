@@ -714,11 +714,13 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite, StreamedRead, Str
                 conn.sftp, handle, 0, data, *self._writes(conn), sync=True, close=True
             )
 
-        found = self._run("write", resource_identifier, work)
-        if found is None:
-            self.make_container(paths.parent(resource_identifier))
-            found = self._run("write", resource_identifier, work)
         try:
+            # Inside the try: a write refused half-way (a full disk) has already created
+            # the temporary, which must not stay behind.
+            found = self._run("write", resource_identifier, work)
+            if found is None:
+                self.make_container(paths.parent(resource_identifier))
+                found = self._run("write", resource_identifier, work)
             self._check_size(resource_identifier, found, len(data))
             if verify == "full":
                 chunk = WrittenChunk(0, len(data), digest)

@@ -24,6 +24,7 @@ from ftrack_transfer.accessors import sftp_io
 from ftrack_transfer.accessors.base import WrittenChunk
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
+    OperationFailedError,
     TransientAccessorError,
     UnsupportedOperationError,
 )
@@ -33,7 +34,7 @@ from ftrack_transfer.accessors.sftp_openssh import SshProcess
 from ftrack_transfer.accessors.writes import temporary_name
 from ftrack_transfer.sandbox.sftp import SftpServer, generate_key
 
-from tests.fixtures.storage import StorageCase, sftp_accessor
+from tests.fixtures.storage import StorageCase, sftp_accessor, tiny_filesystem
 
 from .common import CHUNK, MiB, chunks_of, payload, read_file, upload, write_chunks, write_file
 
@@ -639,6 +640,22 @@ def test_connection_dropped_mid_streamed_chunk_is_a_transient_error(
     with pytest.raises(TransientAccessorError, match=r"streamed\.bin"):
         b"".join([first, *(bytes(p) for p in pieces)])
     assert accessor.read_range("streamed.bin", 0, len(data)) == data
+
+
+def test_a_small_file_refused_by_a_full_disk_leaves_no_temporary(sshd: SftpServer) -> None:
+    root = _fresh_root(sshd)
+    with tiny_filesystem(root, "1m"):
+        accessor = sftp_accessor(sshd, str(root))
+        try:
+            accessor.put_small("filler.bin", payload(960 * 1024, 3), b"")
+            data = payload(256 * 1024, 4)
+            with pytest.raises(OperationFailedError) as refused:
+                accessor.put_small("shot.bin", data, accessor.digest_kind.of(data))
+            assert "Cannot write 'shot.bin'" in str(refused.value)
+            assert "often a full disk or quota on the server" in str(refused.value)
+            assert sorted(p.name for p in root.iterdir()) == ["filler.bin"]
+        finally:
+            accessor.close()
 
 
 def test_server_restart_is_survived(sshd: SftpServer, sftp_case: StorageCase) -> None:

@@ -4,16 +4,13 @@ did not arrive, nor a partial file under a final name."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from ftrack_transfer.sandbox.faultproxy import FaultProxy, Rule
 from ftrack_transfer.transfer.engine import JobRunner, submit
 from ftrack_transfer.transfer.ftrack_session import session_factory
@@ -21,7 +18,7 @@ from ftrack_transfer.transfer.journal import Journal
 from ftrack_transfer.transfer.selection import EntityRef
 
 from tests.fixtures.ftrack import wait_until
-from tests.fixtures.storage import read_only_directory
+from tests.fixtures.storage import read_only_directory, tiny_filesystem
 from tests.fixtures.studio import StudioCase, files_under, partial_files
 
 
@@ -54,25 +51,6 @@ def ftrack_job(studio: StudioCase, journal: Journal, job_id: str) -> tuple[str, 
     session = studio.session()
     job = session.get("Job", journal.job(job_id).ftrack_job_id)
     return job["status"], json.loads(job["data"])["description"]
-
-
-@contextlib.contextmanager
-def tiny_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
-    """A real file system that fills up: a tmpfs of *size* mounted at *path*."""
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"cannot mount a small tmpfs to fill up ({result.stderr.decode().strip()}); the tests need root"
-        )
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # ---------------------------------------------------------------------------- transient
