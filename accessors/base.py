@@ -54,6 +54,8 @@ from .errors import (  # noqa: F401 - re-exported: the contract names its errors
 #: disk reads each chunk back as it lands); ``full`` reads the written data back.
 VerifyLevel = Literal["size", "checksum", "full"]
 VERIFY_LEVELS: tuple[VerifyLevel, ...] = ("size", "checksum", "full")
+#: Chunks of one file in flight by default (see ``TransferAccessor.default_streams``).
+DEFAULT_STREAMS = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +125,8 @@ class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
     name: ClassVar[str]
     #: Configuration fields, validated by the sites config before construction.
     options: ClassVar[tuple[Option, ...]] = ()
+    #: Chunks of one file in flight when the sites config does not set ``streams``.
+    default_streams: ClassVar[int] = DEFAULT_STREAMS
 
     @abc.abstractmethod
     def stat(self, resource_identifier: str) -> Stat:

@@ -74,6 +74,10 @@ class S3Accessor(TransferAccessor, RangedRead, S3Transfers, Checksum):
     """Objects under *prefix* in *bucket*; resource identifiers are the rest of the key."""
 
     name = "s3"
+    #: Every part waits a round trip for its answer (and one for ``100-continue``), so
+    #: more parts are kept in flight than SFTP chunks. Measured (bench ``wan/disk-s3``, a
+    #: 20 ms link): 8 parts upload about 1.25x as fast as 4; on loopback they are level.
+    default_streams = 8
     options = (
         Option("bucket", required=True, help="Bucket name."),
         Option("prefix", default="", help="Key prefix of the location inside the bucket."),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import ftrackload, machine, plots, report, resume, stock, transfers
+from . import ftrackload, machine, plots, report, resume, stock, transfers, wan
 from .compare import Comparison, run_comparison
 from .context import Context
 from .lab import Lab
@@ -46,6 +46,10 @@ COMPARISONS: dict[str, Callable[[Context, str], Comparison]] = {
     "stock/sftp-sequence": stock.stock_case,
     "stock/s3-file": stock.stock_case,
     "stock/s3-sequence": stock.stock_case,
+    "wan/disk-sftp": wan.wan_file,
+    "wan/sftp-disk": wan.wan_file,
+    "wan/disk-s3": wan.wan_file,
+    "wan/s3-disk": wan.wan_file,
 }
 OTHER = ("ftrack/requests", "ftrack/scaling", "resume/sftp", "resume/s3")
 CASES = (*COMPARISONS, *OTHER)

@@ -45,10 +45,20 @@ class Comparison:
     #: The target ratio ours/reference, reported (never asserted); None: no target.
     target: float | None = 1.0
     note: str = ""
+    #: Called once every round has run (or one failed): stops what the case started.
+    cleanup: Callable[[], None] | None = None
 
 
 def run_comparison(comparison: Comparison, repeat: int) -> dict[str, Any]:
     """Run *comparison* for *repeat* rounds; return its JSON-able result."""
+    try:
+        return _run_rounds(comparison, repeat)
+    finally:
+        if comparison.cleanup is not None:
+            comparison.cleanup()
+
+
+def _run_rounds(comparison: Comparison, repeat: int) -> dict[str, Any]:
     samples: dict[str, list[Sample]] = {side.label: [] for side in comparison.sides}
     for round_number in range(repeat):
         for side in comparison.sides:

@@ -40,6 +40,9 @@ class Profile:
     resume_rate: float | None
     #: Seconds a single side may run before it is killed and the case fails.
     side_timeout: float
+    #: The ``wan`` cases: one file of this size over a link of this round-trip time.
+    wan_size: int = 256 * MiB
+    wan_round_trip: float = 0.020
 
 
 FULL = Profile(
@@ -74,4 +77,5 @@ QUICK = Profile(
     resume_size=32 * MiB,
     resume_rate=32 * MiB,
     side_timeout=300.0,
+    wan_size=16 * MiB,
 )

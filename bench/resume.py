@@ -25,7 +25,7 @@ from typing import Any
 from . import data
 from .catalog import FileEntry
 from .context import Context
-from .relay import Relay
+from .relay import Relay, host_port
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run(ctx: Context, kind: str) -> dict[str, Any]:
     name = dataset.names[0]
     source_digest = data.sha256_file(dataset.path / name)
     destination = "la" if kind == "sftp" else "cloud"
-    target = (lab.sftp.host, lab.sftp.port) if kind == "sftp" else _host_port(lab.s3.url)
+    target = (lab.sftp.host, lab.sftp.port) if kind == "sftp" else host_port(lab.s3.url)
     relay = Relay(*target, rate=ctx.profile.resume_rate)
     folder = lab.work / f"resume-{kind}"
     data.remove(folder)
@@ -181,8 +181,3 @@ def run(ctx: Context, kind: str) -> dict[str, Any]:
         status,
     )
     return result
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    host, _, port = url.split("://", 1)[1].rstrip("/").rpartition(":")
-    return host, int(port)

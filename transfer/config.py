@@ -104,7 +104,9 @@ class TransferSettings:
     """How bytes move: the ``[transfer]`` table, optionally overridden per location."""
 
     chunk_size: int = 8 * 1024**2
-    streams: int = 4
+    #: Chunks of one file in flight; ``None``: the storages' own default (the larger
+    #: ``default_streams`` of the two ends, see ``Endpoints.streams``).
+    streams: int | None = None
     files_in_flight: int = 8
     bandwidth: int | None = None
     verify: str = "checksum"

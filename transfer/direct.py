@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..accessors.base import (
+    DEFAULT_STREAMS,
     ChunkedWrite,
     RangedRead,
     ServerSideCopy,
@@ -65,6 +66,18 @@ class Endpoints:
     def digest_kind(self) -> DigestKind:
         """The hash of chunk digests: the destination's, which checks them."""
         return getattr(self.destination, "digest_kind", XXH128)
+
+    @property
+    def streams(self) -> int:
+        """Chunks of one file in flight: the config's ``streams``, else the larger default
+        of the two storages (an S3 stream waits a round trip per part, so S3 wants more
+        in flight than an SFTP connection, whose window covers several)."""
+        if self.settings.streams is not None:
+            return self.settings.streams
+        return max(
+            getattr(end, "default_streams", DEFAULT_STREAMS)
+            for end in (self.source, self.destination)
+        )
 
     @property
     def streamed(self) -> bool:

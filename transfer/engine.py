@@ -390,7 +390,7 @@ class JobRunner:
         scheduler = Scheduler(
             self,
             files_in_flight=settings.files_in_flight,
-            streams=settings.streams,
+            streams=max(e.streams for e in endpoints.values()),
             interrupt=self.interrupt,
             name=f"job-{job.id}",
         )

@@ -196,7 +196,7 @@ class Scheduler:
             self._submit("prepared", task, self._prepare, task)
 
     def _feed(self, task: FileTask) -> None:
-        while task.todo and task.inflight < task.endpoints.settings.streams and not task.failed:
+        while task.todo and task.inflight < task.endpoints.streams and not task.failed:
             offset, length = task.todo.popleft()
             task.inflight += 1
             self._submit(
@@ -396,7 +396,7 @@ def copy_files(
     Scheduler(
         listener,
         files_in_flight=settings.files_in_flight,
-        streams=settings.streams,
+        streams=endpoints.streams,
         interrupt=endpoints.cancelled,
     ).run(tasks)
     if listener.errors:

@@ -749,7 +749,7 @@ def test_defaults_of_a_minimal_config(sites: Sites) -> None:
     assert config.transfer == TransferSettings()
     assert TransferSettings() == TransferSettings(
         chunk_size=8 * 1024**2,
-        streams=4,
+        streams=None,
         files_in_flight=8,
         bandwidth=None,
         verify="checksum",
