@@ -70,12 +70,9 @@ class _LinkedLab:
 
 
 def _relay_known_hosts(lab: Any, port: int) -> Path:
-    """The server's known_hosts entry, for the relay's address (ssh checks the key of the
-    host and port it connects to)."""
-    keys = [line.split(None, 1)[1] for line in lab.sftp.known_hosts_path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")]  # fmt: skip
+    """A known_hosts file trusting the server's key at the relay's address."""
     path = Path(lab.work) / f"known_hosts-relay-{port}"
-    path.write_text("".join(f"[{HOST}]:{port} {key}\n" for key in keys))
+    path.write_text(lab.sftp.known_hosts_entry(HOST, port))
     return path
 
 
@@ -85,14 +82,18 @@ def wan_file(ctx: Context, case: str) -> Comparison:
     one_way = ctx.profile.wan_round_trip / 2
     sftp = Relay(lab.sftp.host, lab.sftp.port, delay=one_way)
     s3 = Relay(*host_port(lab.s3.url), delay=one_way)
+
+    def close_relays() -> None:
+        sftp.close()
+        s3.close()
+
     try:
         linked = copy.copy(ctx)
         linked.lab = _LinkedLab(lab, sftp, s3, _relay_known_hosts(lab, sftp.port))  # type: ignore[assignment]
         linked.profile = dataclasses.replace(ctx.profile, single_size=ctx.profile.wan_size)
         comparison = transfers.single_file(linked, case)
     except BaseException:
-        sftp.close()
-        s3.close()
+        close_relays()
         raise
     milliseconds = round(ctx.profile.wan_round_trip * 1000)
     comparison.group = "wan"
@@ -100,10 +101,5 @@ def wan_file(ctx: Context, case: str) -> Comparison:
     for side in comparison.sides:
         if side.role == "reference":
             side.targeted = False
-
-    def cleanup() -> None:
-        sftp.close()
-        s3.close()
-
-    comparison.cleanup = cleanup
+    comparison.cleanup = close_relays
     return comparison

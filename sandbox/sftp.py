@@ -215,10 +215,16 @@ class SftpServer:
         kind, blob = Path(f"{self.host_key_path}.pub").read_text().split()[:2]
         return kind, blob
 
+    def known_hosts_entry(self, host: str, port: int) -> str:
+        """The known_hosts line trusting this server's host key at *host*:*port* (its own
+        address, or a relay's in front of it: ssh checks the address it connects to)."""
+        kind, blob = self._host_public()
+        return f"[{host}]:{port} {kind} {blob}\n"
+
     def _write_known_hosts(self) -> None:
         kind, blob = self._host_public()
         self.host_key_fingerprint = fingerprint(f"{kind} {blob}")
-        self.known_hosts_path.write_text(f"[{self.host}]:{self.port} {kind} {blob}\n")
+        self.known_hosts_path.write_text(self.known_hosts_entry(self.host, self.port))
 
     def _config(self, port: int, extra: list[str]) -> str:
         lines = [
