@@ -3,8 +3,9 @@
 The SSH layer is OpenSSH's ``ssh`` client where it can be used (see ``sftp_openssh``:
 less CPU in this process), else paramiko. paramiko is also the diagnostician: when ``ssh``
 cannot open the session, the same login is tried with paramiko, whose failure names the
-problem precisely (unknown or changed host key, refused key); if paramiko gets in, the
-connection is used and ``ssh`` is tried again a few minutes later.
+problem precisely (unknown or changed host key, refused key); if paramiko gets in, ``ssh``
+gets one more try (the first may have met a dropped session), and if that fails too the
+paramiko connection is used and ``ssh`` is tried again a few minutes later.
 
 The socket is created here (not by paramiko) so ``TCP_NODELAY`` is set: without it,
 every request/response exchange waits on delayed ACKs. The host key is checked against
@@ -179,6 +180,16 @@ class Connector:
         if ep.ssh_client == "openssh":
             conn.close()
             raise ConnectionError(f"the ssh client could not open SFTP: {failure}")
+        # A server dropping sessions (restarting, or at its MaxStartups) fails one login
+        # and lets the next in: ssh gets a second try before minutes on the slower path.
+        try:
+            again = self.connect_openssh(ssh)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        else:
+            conn.close()
+            log.debug("%s: ssh got in at the second try (first: %s)", ep.where, failure)
+            return again
         self._paramiko_until = time.monotonic() + OPENSSH_RETRY_AFTER
         log.warning(
             "%s: the ssh client could not open SFTP (%s), where paramiko could; using "

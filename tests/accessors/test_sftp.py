@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -420,6 +421,69 @@ def test_openssh_demanded_where_it_cannot_log_in(sshd: SftpServer) -> None:
         caught.value
     )
     assert 'set ssh_client = "auto"' in str(caught.value)
+
+
+class _DropsFirstConnection:
+    """A loopback forwarder to *target* that resets the first connection it is given, as
+    a server dropping sessions does, and passes every later one through."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # the listener is closed: the test is over
+            while True:
+                client, _ = self._listener.accept()
+                self.accepted += 1
+                if self.accepted == 1:
+                    # SO_LINGER 0: the close is a reset, not an orderly end.
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    client.close()
+                    continue
+                server = socket.create_connection(self.target)
+                for source, sink in ((client, server), (server, client)):
+                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(256 * 1024):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+
+
+def test_ssh_gets_a_second_try_when_its_first_login_was_dropped(
+    sshd: SftpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One dropped login (a server restarting, or at MaxStartups) does not put the
+    location on the slower paramiko path for minutes: once paramiko has got in, ssh is
+    tried again and carries the session."""
+    caplog.set_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp_connect")
+    forwarder = _DropsFirstConnection((sshd.host, sshd.port))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", forwarder.port))
+    root = _fresh_root(sshd)
+    (root / "a.txt").write_bytes(b"through ssh")
+    accessor = sftp_accessor(
+        sshd, str(root), host="127.0.0.1", port=forwarder.port, known_hosts=str(known_hosts)
+    )
+    try:
+        with accessor._pool.connection() as conn:
+            assert isinstance(conn.transport, SshProcess)
+        # ssh (reset), paramiko (in: so the server is up), ssh again (in).
+        assert forwarder.accepted == 3
+        assert read_file(accessor, "a.txt") == b"through ssh"
+    finally:
+        accessor.close()
+        forwarder.close()
+    assert "could not open SFTP" not in caplog.text
 
 
 def test_falls_back_to_paramiko_where_ssh_refuses(
