@@ -11,6 +11,9 @@ An optional one-way *delay* makes it a link between two sites: every byte is pas
 that long after it arrived, in both directions, so each connection sees the round-trip
 time of a WAN while bandwidth stays loopback's (the ``wan`` cases). The bytes in transit
 are bounded per direction, as a real link's are by its bandwidth-delay product.
+
+*reset_first* resets that many connections on arrival, as a server dropping sessions
+does (the SFTP tests' dropped login).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import socket
+import struct
 import threading
 import time
 
@@ -42,10 +46,15 @@ class Relay:
         target_port: int,
         rate: float | None = None,
         delay: float = 0.0,
+        reset_first: int = 0,
     ) -> None:
         self.target = (target_host, target_port)
         self.rate = rate
         self.delay = delay
+        #: Connections to reset on arrival, as a server dropping sessions does.
+        self.reset_first = reset_first
+        #: Connections accepted so far, reset ones included.
+        self.accepted = 0
         self._lock = threading.Lock()
         self._up = 0
         self._allowance = 0.0
@@ -81,6 +90,12 @@ class Relay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self.accepted += 1
+            if self.accepted <= self.reset_first:
+                # SO_LINGER 0: the close is a reset, not an orderly end.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.target)
             except OSError:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -35,6 +34,7 @@ from ftrack_transfer.accessors.sftp_openssh import SshProcess
 from ftrack_transfer.accessors.writes import temporary_name
 from ftrack_transfer.sandbox.sftp import SftpServer, generate_key
 
+from bench.relay import Relay
 from tests.fixtures.storage import StorageCase, sftp_accessor, tiny_filesystem
 
 from .common import CHUNK, MiB, chunks_of, payload, read_file, upload, write_chunks, write_file
@@ -423,42 +423,6 @@ def test_openssh_demanded_where_it_cannot_log_in(sshd: SftpServer) -> None:
     assert 'set ssh_client = "auto"' in str(caught.value)
 
 
-class _DropsFirstConnection:
-    """A loopback forwarder to *target* that resets the first connection it is given, as
-    a server dropping sessions does, and passes every later one through."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.accepted = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):  # the listener is closed: the test is over
-            while True:
-                client, _ = self._listener.accept()
-                self.accepted += 1
-                if self.accepted == 1:
-                    # SO_LINGER 0: the close is a reset, not an orderly end.
-                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    client.close()
-                    continue
-                server = socket.create_connection(self.target)
-                for source, sink in ((client, server), (server, client)):
-                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(256 * 1024):
-                sink.sendall(data)
-            sink.shutdown(socket.SHUT_WR)
-
-
 def test_ssh_gets_a_second_try_when_its_first_login_was_dropped(
     sshd: SftpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -466,7 +430,7 @@ def test_ssh_gets_a_second_try_when_its_first_login_was_dropped(
     location on the slower paramiko path for minutes: once paramiko has got in, ssh is
     tried again and carries the session."""
     caplog.set_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp_connect")
-    forwarder = _DropsFirstConnection((sshd.host, sshd.port))
+    forwarder = Relay(sshd.host, sshd.port, reset_first=1)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", forwarder.port))
     root = _fresh_root(sshd)
