@@ -125,8 +125,11 @@ class TransferAccessor(ftrack_api.accessor.base.Accessor, abc.ABC):
     name: ClassVar[str]
     #: Configuration fields, validated by the sites config before construction.
     options: ClassVar[tuple[Option, ...]] = ()
-    #: Chunks of one file in flight when the sites config does not set ``streams``.
-    default_streams: ClassVar[int] = DEFAULT_STREAMS
+    #: Chunks of one file in flight when the sites config does not set ``streams``;
+    #: ``None`` for a storage that waits on no link (a local disk): the other end decides.
+    #: An accessor reading better with another number offers ``read_streams`` too (SFTP
+    #: computes it from the link it measured), used where it is the source.
+    default_streams: ClassVar[int | None] = DEFAULT_STREAMS
 
     @abc.abstractmethod
     def stat(self, resource_identifier: str) -> Stat:

@@ -93,6 +93,9 @@ class DiskAccessor(
     stream_block_size = 8 * _MiB
     #: Threads re-reading chunks to verify a commit (hashing releases the GIL).
     verify_threads = 4
+    #: No round trip to cover: the storage at the other end says how many chunks to
+    #: keep in flight (disk to disk, the default).
+    default_streams = None
 
     def __init__(self, root: str) -> None:
         super().__init__()

@@ -58,7 +58,7 @@ from .errors import (
 )
 from .retry import RetryPolicy
 from .sftp_connect import SSH_CLIENTS, Connector, Endpoint, SftpConnection
-from .sftp_pool import ConnectionLost, ConnectionPool
+from .sftp_pool import ConnectionLost, ConnectionPool, read_streams_for_link, usable_cores
 from .streams import ChunkStreamWriter, RangeReader, stream_mode
 
 T = TypeVar("T")
@@ -193,13 +193,28 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite, StreamedRead, Str
         )
         self.retry = RetryPolicy(max(1, int(retries)), self.retry_initial, self.retry_maximum)
         # Nothing connects here: the pool opens connections when an operation needs one.
-        self._pool = ConnectionPool(Connector(self.endpoint).connect, int(connections))
+        self._connector = Connector(self.endpoint)
+        self._pool = ConnectionPool(self._connector.connect, int(connections))
 
     # -- identity ----------------------------------------------------------------------
 
     @property
     def connections(self) -> int:
         return self._pool.size
+
+    @property
+    def round_trip(self) -> float | None:
+        """The link's latency as the connections measured it (seconds; ``None`` before
+        the first connection)."""
+        return self._connector.round_trip
+
+    @property
+    def read_streams(self) -> int:
+        """Chunks of one file read at once: 4 until a connection has measured the link,
+        then fewer over a short link from a host with fewer cores (see
+        :func:`~.sftp_pool.read_streams_for_link`), never more than the pool's
+        connections. Writes keep ``default_streams``."""
+        return min(self.connections, read_streams_for_link(self.round_trip, usable_cores()))
 
     def storage_key(self) -> str:
         ep = self.endpoint

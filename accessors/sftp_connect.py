@@ -146,6 +146,25 @@ class Connector:
         self._key: paramiko.PKey | None = None
         self._key_lock = threading.Lock()
         self._paramiko_until = 0.0  # monotonic time before which ssh is not tried
+        self._round_trip: float | None = None
+        self._round_trip_lock = threading.Lock()
+
+    @property
+    def round_trip(self) -> float | None:
+        """The shortest SFTP round trip a connection has measured, in seconds (``None``
+        before the first has logged in): the link's latency, a request answered at once."""
+        return self._round_trip
+
+    def _limits(self, sftp: paramiko.SFTPClient) -> tuple[int, int] | None:
+        """The server's request limits, timing the request: one small request answered
+        straight away, the first after the login."""
+        started = time.perf_counter()
+        limits = sftp_io.server_limits(sftp)
+        took = time.perf_counter() - started
+        with self._round_trip_lock:
+            if self._round_trip is None or took < self._round_trip:
+                self._round_trip = took
+        return limits
 
     def connect(self) -> SftpConnection:
         ep = self.endpoint
@@ -205,7 +224,7 @@ class Connector:
         process = sftp_openssh.SshProcess(self.endpoint, OPENSSH_CIPHERS, ssh)
         try:
             sftp = paramiko.SFTPClient(process)
-            limits = sftp_io.server_limits(sftp)
+            limits = self._limits(sftp)
         except (OSError, EOFError, paramiko.SSHException) as error:
             # Our end stays open until ssh has said why it stopped.
             said = process.failure()
@@ -254,7 +273,7 @@ class Connector:
             )
             if sftp is None:
                 raise paramiko.SSHException("the server refused the SFTP subsystem")
-            return SftpConnection(transport, sftp, sftp_io.server_limits(sftp))
+            return SftpConnection(transport, sftp, self._limits(sftp))
         except BaseException:
             transport.close()
             raise

@@ -105,7 +105,7 @@ class TransferSettings:
 
     chunk_size: int = 8 * 1024**2
     #: Chunks of one file in flight; ``None``: the storages' own default (the larger
-    #: ``default_streams`` of the two ends, see ``Endpoints.streams``).
+    #: ``default_streams`` of the two ends that have one, see ``Endpoints.streams``).
     streams: int | None = None
     files_in_flight: int = 8
     bandwidth: int | None = None

@@ -70,14 +70,17 @@ class Endpoints:
     @property
     def streams(self) -> int:
         """Chunks of one file in flight: the config's ``streams``, else the larger default
-        of the two storages (an S3 stream waits a round trip per part, so S3 wants more
-        in flight than an SFTP connection, whose window covers several)."""
+        of the two storages that have one (an S3 stream waits a round trip per part, so
+        S3 wants more in flight than an SFTP connection, whose window covers several; a
+        local disk has none), the source's ``read_streams`` where it has them. Read as
+        each chunk starts: SFTP's follow the link it measured when it connected."""
         if self.settings.streams is not None:
             return self.settings.streams
-        return max(
-            getattr(end, "default_streams", DEFAULT_STREAMS)
-            for end in (self.source, self.destination)
-        )
+        source = getattr(self.source, "read_streams", None)
+        if source is None:
+            source = getattr(self.source, "default_streams", DEFAULT_STREAMS)
+        wanted = (source, getattr(self.destination, "default_streams", DEFAULT_STREAMS))
+        return max((w for w in wanted if w), default=DEFAULT_STREAMS)
 
     @property
     def streamed(self) -> bool:

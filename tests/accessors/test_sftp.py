@@ -20,8 +20,10 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from ftrack_transfer.accessors import sftp as sftp_module
 from ftrack_transfer.accessors import sftp_io
 from ftrack_transfer.accessors.base import WrittenChunk
+from ftrack_transfer.accessors.disk import DiskAccessor
 from ftrack_transfer.accessors.errors import (
     AccessorConfigurationError,
     OperationFailedError,
@@ -31,8 +33,13 @@ from ftrack_transfer.accessors.errors import (
 from ftrack_transfer.accessors.sftp import SftpAccessor
 from ftrack_transfer.accessors.sftp_connect import Connector, HostKeyRefused, SftpConnection
 from ftrack_transfer.accessors.sftp_openssh import SshProcess
+from ftrack_transfer.accessors.sftp_pool import LOW_LATENCY, read_streams_for_link
 from ftrack_transfer.accessors.writes import temporary_name
 from ftrack_transfer.sandbox.sftp import SftpServer, generate_key
+from ftrack_transfer.transfer.bandwidth import BandwidthLimiter
+from ftrack_transfer.transfer.config import TransferSettings
+from ftrack_transfer.transfer.direct import Endpoints
+from ftrack_transfer.transfer.scheduler import copy_files
 
 from bench.relay import Relay
 from tests.fixtures.storage import StorageCase, sftp_accessor, tiny_filesystem
@@ -730,6 +737,139 @@ def test_parallel_streams_on_one_file(sftp_case: StorageCase) -> None:
             lambda o: accessor.read_range("par.bin", o, 2 * MiB), range(0, len(data), 2 * MiB)
         )
         assert b"".join(pieces) == data
+
+
+def _copy_one_file(source: object, destination: object, name: str = "plate.bin") -> None:
+    """One file through the direct backend, with the storages' own stream count."""
+    endpoints = Endpoints(
+        source,
+        destination,
+        TransferSettings(chunk_size=2 * MiB),
+        BandwidthLimiter(None),
+        threading.Event(),
+    )
+    copy_files([(name, name)], endpoints)
+
+
+def _cores(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    monkeypatch.setattr(sftp_module, "usable_cores", lambda: count)
+
+
+def test_a_short_link_from_few_cores_reads_a_file_on_two_connections(
+    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over loopback a connection reads as fast as its ssh process decrypts: from a
+    2-core host, 2 connections carry a large download (4 would compete for the cores)."""
+    _cores(monkeypatch, 2)
+    root = _fresh_root(sshd)
+    data = payload(24 * MiB, 5)
+    (root / "plate.bin").write_bytes(data)
+    accessor = sftp_accessor(sshd, str(root))
+    try:
+        assert accessor.round_trip is None
+        assert accessor.read_streams == 4  # nothing measured yet
+        _copy_one_file(accessor, DiskAccessor(str(tmp_path)))
+        assert accessor.round_trip is not None and accessor.round_trip < LOW_LATENCY
+        assert accessor.read_streams == 2
+        assert accessor._pool.open_connections == 2
+        assert (tmp_path / "plate.bin").read_bytes() == data
+    finally:
+        accessor.close()
+
+
+def test_writes_keep_four_connections_on_a_short_link(
+    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each written chunk ends with the server's fsync, which the other streams cover."""
+    _cores(monkeypatch, 2)
+    (tmp_path / "plate.bin").write_bytes(data := payload(24 * MiB, 6))
+    accessor = sftp_accessor(sshd, str(_fresh_root(sshd)))
+    try:
+        _copy_one_file(DiskAccessor(str(tmp_path)), accessor)
+        assert accessor.read_streams == 2
+        assert accessor._pool.open_connections == 4
+        assert read_file(accessor, "plate.bin") == data
+    finally:
+        accessor.close()
+
+
+def test_a_short_link_from_many_cores_reads_on_four_connections(
+    sshd: SftpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cores(monkeypatch, 16)
+    accessor = sftp_accessor(sshd, str(_fresh_root(sshd)))
+    try:
+        accessor.exists("anything")
+        assert accessor.read_streams == 4
+    finally:
+        accessor.close()
+
+
+def test_a_long_link_reads_on_four_connections_whatever_the_cores(
+    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 20 ms each connection is held back by its SSH window: 4 fill the link."""
+    _cores(monkeypatch, 2)
+    root = _fresh_root(sshd)
+    data = payload(24 * MiB, 7)
+    (root / "plate.bin").write_bytes(data)
+    link = Relay(sshd.host, sshd.port, delay=0.010)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", link.port))
+    accessor = sftp_accessor(
+        sshd, str(root), host="127.0.0.1", port=link.port, known_hosts=str(known_hosts)
+    )
+    destination = tmp_path / "destination"
+    destination.mkdir()
+    try:
+        _copy_one_file(accessor, DiskAccessor(str(destination)))
+        assert accessor.round_trip is not None and accessor.round_trip >= 0.020
+        assert accessor.read_streams == 4
+        assert accessor._pool.open_connections == 4
+        assert (destination / "plate.bin").read_bytes() == data
+    finally:
+        accessor.close()
+        link.close()
+
+
+def test_the_stream_count_of_each_direction(
+    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local disk leaves the count to the SFTP end; the config's ``streams`` wins."""
+    _cores(monkeypatch, 2)
+    accessor = sftp_accessor(sshd, str(_fresh_root(sshd)))
+    disk = DiskAccessor(str(tmp_path))
+
+    def streams(source: object, destination: object, configured: int | None = None) -> int:
+        settings = TransferSettings(streams=configured)
+        return Endpoints(
+            source, destination, settings, BandwidthLimiter(None), threading.Event()
+        ).streams
+
+    try:
+        accessor.exists("anything")
+        assert streams(accessor, disk) == 2
+        assert streams(disk, accessor) == 4
+        assert streams(accessor, accessor) == 4
+        assert streams(accessor, disk, configured=8) == 8
+    finally:
+        accessor.close()
+
+
+@pytest.mark.parametrize(
+    ("round_trip", "cores", "streams"),
+    [
+        (None, 2, 4),  # not measured yet
+        (0.0003, 1, 2),
+        (0.0003, 2, 2),
+        (0.0003, 3, 3),
+        (0.0003, 16, 4),
+        (0.020, 2, 4),
+        (LOW_LATENCY, 2, 4),
+    ],
+)
+def test_read_streams_for_link(round_trip: float | None, cores: int, streams: int) -> None:
+    assert read_streams_for_link(round_trip, cores) == streams
 
 
 # -- SFTP protocol only ----------------------------------------------------------------------
