@@ -195,6 +195,8 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite, StreamedRead, Str
         # Nothing connects here: the pool opens connections when an operation needs one.
         self._connector = Connector(self.endpoint)
         self._pool = ConnectionPool(self._connector.connect, int(connections))
+        # Read once: read_streams is asked at every turn of the scheduler's loop.
+        self._cores = usable_cores()
 
     # -- identity ----------------------------------------------------------------------
 
@@ -214,7 +216,7 @@ class SftpAccessor(TransferAccessor, RangedRead, ChunkedWrite, StreamedRead, Str
         then fewer over a short link from a host with fewer cores (see
         :func:`~.sftp_pool.read_streams_for_link`), never more than the pool's
         connections. Writes keep ``default_streams``."""
-        return min(self.connections, read_streams_for_link(self.round_trip, usable_cores()))
+        return min(self.connections, read_streams_for_link(self.round_trip, self._cores))
 
     def storage_key(self) -> str:
         ep = self.endpoint

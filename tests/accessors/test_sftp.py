@@ -53,6 +53,15 @@ def _fresh_root(sshd: SftpServer) -> Path:
     return root
 
 
+def _through(link: Relay, sshd: SftpServer, root: Path, tmp_path: Path) -> SftpAccessor:
+    """An accessor reaching *sshd* through *link*, whose port known_hosts trusts."""
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", link.port))
+    return sftp_accessor(
+        sshd, str(root), host="127.0.0.1", port=link.port, known_hosts=str(known_hosts)
+    )
+
+
 def _wait_for(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -438,13 +447,9 @@ def test_ssh_gets_a_second_try_when_its_first_login_was_dropped(
     tried again and carries the session."""
     caplog.set_level(logging.WARNING, logger="ftrack_transfer.accessors.sftp_connect")
     forwarder = Relay(sshd.host, sshd.port, reset_first=1)
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", forwarder.port))
     root = _fresh_root(sshd)
     (root / "a.txt").write_bytes(b"through ssh")
-    accessor = sftp_accessor(
-        sshd, str(root), host="127.0.0.1", port=forwarder.port, known_hosts=str(known_hosts)
-    )
+    accessor = _through(forwarder, sshd, root, tmp_path)
     try:
         with accessor._pool.connection() as conn:
             assert isinstance(conn.transport, SshProcess)
@@ -814,11 +819,7 @@ def test_a_long_link_reads_on_four_connections_whatever_the_cores(
     data = payload(24 * MiB, 7)
     (root / "plate.bin").write_bytes(data)
     link = Relay(sshd.host, sshd.port, delay=0.010)
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(sshd.known_hosts_entry("127.0.0.1", link.port))
-    accessor = sftp_accessor(
-        sshd, str(root), host="127.0.0.1", port=link.port, known_hosts=str(known_hosts)
-    )
+    accessor = _through(link, sshd, root, tmp_path)
     destination = tmp_path / "destination"
     destination.mkdir()
     try:
@@ -830,30 +831,6 @@ def test_a_long_link_reads_on_four_connections_whatever_the_cores(
     finally:
         accessor.close()
         link.close()
-
-
-def test_the_stream_count_of_each_direction(
-    sshd: SftpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A local disk leaves the count to the SFTP end; the config's ``streams`` wins."""
-    _cores(monkeypatch, 2)
-    accessor = sftp_accessor(sshd, str(_fresh_root(sshd)))
-    disk = DiskAccessor(str(tmp_path))
-
-    def streams(source: object, destination: object, configured: int | None = None) -> int:
-        settings = TransferSettings(streams=configured)
-        return Endpoints(
-            source, destination, settings, BandwidthLimiter(None), threading.Event()
-        ).streams
-
-    try:
-        accessor.exists("anything")
-        assert streams(accessor, disk) == 2
-        assert streams(disk, accessor) == 4
-        assert streams(accessor, accessor) == 4
-        assert streams(accessor, disk, configured=8) == 8
-    finally:
-        accessor.close()
 
 
 @pytest.mark.parametrize(
