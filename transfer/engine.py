@@ -69,8 +69,10 @@ def submit(
     require_at_source: bool = False,
     priority: int = 500,
     ftrack_job_id: str | None = None,
+    owner: str | None = None,
 ) -> str:
-    """Record a send in the journal (status ``queued``); a runner picks it up."""
+    """Record a send in the journal (status ``queued``); a runner picks it up, or, with
+    *owner*, the caller runs it with a :class:`JobRunner` of that owner."""
     if not destinations:
         raise SelectionError("no destination location; choose at least one")
     if source in destinations:
@@ -95,6 +97,7 @@ def submit(
         username=username,
         user_id=user_id,
         priority=priority,
+        owner=owner,
     )
     if ftrack_job_id:
         journal.update_job(job_id, ftrack_job_id=ftrack_job_id)

@@ -355,14 +355,18 @@ class Journal:
         priority: int = 500,
         status: str = "queued",
         job_id: str | None = None,
+        owner: str | None = None,
     ) -> str:
+        """A new job; with *owner*, leased to that runner from the start, so no other
+        (a serve's housekeeping) picks it up before its creator runs it."""
         job_id = job_id or uuid.uuid4().hex[:12]
         now = time.time()
         self._execute(
             "INSERT INTO jobs (id, created, updated, status, origin, username, user_id, source,"
-            " destinations, request, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " destinations, request, priority, owner, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (job_id, now, now, status, origin, username, user_id, source,
-             json.dumps(list(destinations)), json.dumps(request), priority),
+             json.dumps(list(destinations)), json.dumps(request), priority,
+             owner, now if owner else None),
         )  # fmt: skip
         return job_id
 

@@ -17,7 +17,7 @@ import ftrack_api
 from .config import SitesConfig
 from .engine import JobRunner, configured_locations, persist_plan, submit
 from .errors import SelectionError
-from .journal import Journal
+from .journal import Journal, owner_id
 from .planner import Filters, Plan, Planner
 from .progress import Subscriber
 from .selection import project_ref
@@ -90,6 +90,9 @@ def run_sync(
         return SyncResult("nothing", summary, plan=plan)
     if dry_run:
         return SyncResult("planned", f"would send {plan.summary()}", plan=plan)
+    # Leased from the start: a serve's housekeeping (this process's, when the sync is
+    # its schedule) would otherwise take the queued job while the plan is journalled.
+    owner = owner_id()
     job_id = submit(
         journal,
         source=source,
@@ -101,10 +104,11 @@ def run_sync(
         title=f"Sync {project} {source} to {destination}",
         filters=filters,
         require_at_source=True,
+        owner=owner,
     )
     persist_plan(journal, config, job_id, plan)
     status = JobRunner(
-        journal, config, session_factory, job_id, subscribers=subscribers, stop=stop
+        journal, config, session_factory, job_id, subscribers=subscribers, stop=stop, owner=owner
     ).run()
     job = journal.job(job_id)
     return SyncResult(status, job.message, job_id, plan)

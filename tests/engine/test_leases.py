@@ -67,3 +67,19 @@ def test_a_dead_owner_frees_the_job_and_a_live_one_keeps_it(
     journal.update_job(job_id, owner=f"{socket.gethostname()}:{dead.stdout.strip()}:dddddddd",
                        heartbeat=time.time())  # fmt: skip
     assert [job.id for job in journal.resumable_jobs()] == [job_id]
+
+
+def test_a_job_created_for_its_runner_is_never_picked_up_by_another(journal: Journal) -> None:
+    """A sync (a serve's own schedule among them) creates its job and runs it itself;
+    while it journals the plan, a serve's housekeeping must not take the queued job."""
+    runner = owner_id()
+    held = journal.create_job(
+        source="hq", destinations=["cloud"], request={}, origin="schedule:nightly",
+        username="u", user_id=None, owner=runner,
+    )  # fmt: skip
+    free = journal.create_job(
+        source="hq", destinations=["la"], request={}, origin="cli", username="u", user_id=None
+    )
+    assert [job.id for job in journal.resumable_jobs()] == [free]
+    assert not journal.claim(held, owner_id())  # another runner, in this same process
+    assert journal.claim(held, runner)
